@@ -1,0 +1,89 @@
+package io.gradshape;
+
+import io.gradshape.natives.CudaNative;
+import io.gradshape.natives.Natives;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * CUDA device memory owned by this object ({@code cudaMalloc}/{@code cudaFree}). To hand gradshape
+ * device memory that something else owns, use {@link Memory#device(org.bytedeco.javacpp.Pointer, DType, long, int)}
+ * instead: nothing is copied or freed then.
+ */
+public final class DeviceBuffer extends OwnedBuffer {
+    private static final AtomicLong LIVE_BYTES = new AtomicLong();
+
+    private final CudaBackend backend;
+
+    private DeviceBuffer(CudaBackend backend, long address, DType dtype, long length) {
+        super(address, dtype, length, DeviceBuffer::free, LIVE_BYTES);
+        this.backend = backend;
+    }
+
+    /** Allocates {@code length} elements of {@code dtype} on the backend's device (contents undefined). */
+    public static DeviceBuffer allocate(CudaBackend backend, DType dtype, long length) {
+        Objects.requireNonNull(backend, "backend");
+        Objects.requireNonNull(dtype, "dtype");
+        if (length < 0) {
+            throw new IllegalArgumentException("length: " + length + " < 0");
+        }
+        backend.activate();
+        long[] address = new long[1];
+        Natives.check(CudaNative.gs_cuda_malloc(Math.multiplyExact(length, (long) dtype.bytes()), address));
+        return new DeviceBuffer(backend, address[0], dtype, length);
+    }
+
+    /** A device buffer holding a copy of {@code source} (any location). */
+    public static DeviceBuffer copyOf(CudaBackend backend, Memory source) {
+        DeviceBuffer b = allocate(backend, source.dtype(), source.length());
+        try {
+            b.copyFrom(source);
+            return b;
+        } catch (RuntimeException e) {
+            b.close();
+            throw e;
+        }
+    }
+
+    public CudaBackend backend() {
+        return backend;
+    }
+
+    @Override
+    public Memory memory() {
+        return Memory.owned(this, Memory.Location.DEVICE, dtype(), length(), address(), backend.device());
+    }
+
+    /** Copies all of {@code source} (same type and length, any location) into this buffer; returns when done. */
+    public DeviceBuffer copyFrom(Memory source) {
+        Objects.requireNonNull(source, "source").require("source", dtype(), length());
+        backend.copy(memory(), source);
+        return this;
+    }
+
+    /** Copies this buffer into {@code destination} (same type and length, any location); returns when done. */
+    public void copyTo(Memory destination) {
+        Objects.requireNonNull(destination, "destination").require("destination", dtype(), length());
+        backend.copy(destination, memory());
+    }
+
+    /** The contents as a new array (FLOAT32 buffers). */
+    public float[] toFloatArray() {
+        if (dtype() != DType.FLOAT32 || length() > Integer.MAX_VALUE) {
+            throw new IllegalStateException("toFloatArray: buffer holds " + length() + " " + dtype());
+        }
+        float[] out = new float[(int) length()];
+        copyTo(Memory.of(out));
+        return out;
+    }
+
+    /** Bytes held by device buffers not yet closed (leak checks in tests). */
+    public static long liveBytes() {
+        return LIVE_BYTES.get();
+    }
+
+    private static void free(long address) {
+        // cudaFree finds the device from the address (unified addressing): no device switch needed.
+        CudaNative.gs_cuda_free(address);
+    }
+}

@@ -1,0 +1,74 @@
+package io.gradshape;
+
+import io.gradshape.natives.CoreNative;
+import io.gradshape.natives.Natives;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
+
+/**
+ * Native host memory, 64-byte aligned, owned by this object. The CPU backend reads it in place (no
+ * staging copy); the CUDA backend copies it to the device.
+ */
+public final class HostBuffer extends OwnedBuffer {
+    private static final AtomicLong LIVE_BYTES = new AtomicLong();
+
+    private HostBuffer(long address, DType dtype, long length) {
+        super(address, dtype, length, HostBuffer::free, LIVE_BYTES);
+    }
+
+    /** Allocates {@code length} elements of {@code dtype} (contents undefined). */
+    public static HostBuffer allocate(DType dtype, long length) {
+        Objects.requireNonNull(dtype, "dtype");
+        if (length < 0) {
+            throw new IllegalArgumentException("length: " + length + " < 0");
+        }
+        Natives.load();
+        long[] address = new long[1];
+        Natives.check(CoreNative.gs_host_alloc(Math.multiplyExact(length, (long) dtype.bytes()), address));
+        return new HostBuffer(address[0], dtype, length);
+    }
+
+    /** A host buffer holding a copy of {@code values}. */
+    public static HostBuffer of(float[] values) {
+        HostBuffer b = allocate(DType.FLOAT32, values.length);
+        b.asByteBuffer().asFloatBuffer().put(values);
+        return b;
+    }
+
+    @Override
+    public Memory memory() {
+        return Memory.owned(this, Memory.Location.HOST, dtype(), length(), address(), -1);
+    }
+
+    /** A little-endian (native order) view of the bytes; valid until close. Buffers over 2 GiB have none. */
+    public ByteBuffer asByteBuffer() {
+        if (bytes() > Integer.MAX_VALUE) {
+            throw new IllegalStateException("a HostBuffer of " + bytes() + " bytes has no ByteBuffer view");
+        }
+        return new BytePointer(rawPointer(address(), bytes())).asByteBuffer().order(ByteOrder.nativeOrder());
+    }
+
+    /** Bytes held by host buffers not yet closed (leak checks in tests). */
+    public static long liveBytes() {
+        return LIVE_BYTES.get();
+    }
+
+    private static void free(long address) {
+        CoreNative.gs_host_free(address);
+    }
+
+    /** A JavaCPP pointer at a raw address, for JavaCPP's copy helpers. */
+    static Pointer rawPointer(long address, long bytes) {
+        return new Pointer() {
+            {
+                this.address = address;
+                this.limit = bytes;
+                this.capacity = bytes;
+            }
+        };
+    }
+}
