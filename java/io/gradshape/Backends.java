@@ -45,12 +45,14 @@ public final class Backends {
 
     /** The value of the override, or "auto": the property wins over the environment. */
     public static String configured() {
-        String p = System.getProperty(PROPERTY);
-        if (p != null && !p.isBlank()) {
-            return p.trim();
+        return configured(System.getProperty(PROPERTY), System.getenv(ENVIRONMENT));
+    }
+
+    static String configured(String property, String environment) {
+        if (property != null && !property.isBlank()) {
+            return property.trim();
         }
-        String e = System.getenv(ENVIRONMENT);
-        return e != null && !e.isBlank() ? e.trim() : "auto";
+        return environment != null && !environment.isBlank() ? environment.trim() : "auto";
     }
 
     /**

@@ -87,7 +87,7 @@ public final class Memory {
         }
         checkNativeOrder(buffer, buffer.order());
         return new Memory(Location.HOST, DType.FLOAT32, buffer.remaining(), null, 0,
-                addressAtPosition(new FloatPointer(buffer)), -1, buffer);
+                addressOf(new FloatPointer(buffer.slice())), -1, buffer);
     }
 
     /** The buffer's elements from its position to its limit. Heap buffers are viewed as arrays. */
@@ -101,7 +101,7 @@ public final class Memory {
         }
         checkNativeOrder(buffer, buffer.order());
         return new Memory(Location.HOST, DType.INT32, buffer.remaining(), null, 0,
-                addressAtPosition(new IntPointer(buffer)), -1, buffer);
+                addressOf(new IntPointer(buffer.slice())), -1, buffer);
     }
 
     /** Host memory from the pointer's position to its limit (to its capacity when the limit is 0). */
@@ -238,6 +238,14 @@ public final class Memory {
             throw new IllegalArgumentException("pointer: position " + pointer.position() + " beyond limit " + end);
         }
         return new Memory(Location.HOST, dtype, length, null, 0, addressAtPosition(pointer), -1, pointer);
+    }
+
+    /**
+     * Address of a direct buffer's element at its position. The buffer is sliced first: JavaCPP's
+     * Pointer(Buffer) constructor gets the address wrong for a buffer whose position is not 0.
+     */
+    private static long addressOf(Pointer slicedBuffer) {
+        return slicedBuffer.address();
     }
 
     /** Address of the element at the pointer's position (JavaCPP keeps the two apart). */
