@@ -1,5 +1,6 @@
 package io.gradshape;
 
+import io.gradshape.natives.CoreNative;
 import io.gradshape.natives.CudaNative;
 import io.gradshape.natives.Natives;
 import java.util.Locale;
@@ -118,26 +119,48 @@ public final class Backends {
 
     /** Number of usable CUDA devices (0 when CUDA cannot run). */
     public static int cudaDeviceCount() {
-        if (!Natives.available()) {
-            return 0;
-        }
-        int[] count = new int[1];
-        return CudaNative.gs_cuda_device_count(count) == 0 ? count[0] : 0;
+        return cudaProbe().devices();
     }
 
     /** Why CUDA device {@code device} cannot be used, or null when it can. */
     public static String cudaUnavailableReason(int device) {
-        if (!Natives.available()) {
-            return "the native library did not load: " + Natives.loadFailure();
+        CudaProbe probe = cudaProbe();
+        if (probe.reason() != null) {
+            return probe.reason();
         }
-        int[] count = new int[1];
-        int status = CudaNative.gs_cuda_device_count(count);
-        if (status != 0) {
-            return io.gradshape.natives.CoreNative.gs_last_error_message();
-        }
-        if (device >= count[0]) {
-            return "no CUDA device " + device + " (" + count[0] + " visible)";
+        if (device >= probe.devices()) {
+            return "no CUDA device " + device + " (" + probe.devices() + " visible)";
         }
         return null;
+    }
+
+    /** What the CUDA runtime said once: drivers and devices do not come and go within a process. */
+    private record CudaProbe(int devices, String reason) {}
+
+    private static volatile CudaProbe probe;
+
+    private static CudaProbe cudaProbe() {
+        CudaProbe p = probe;
+        if (p == null) {
+            synchronized (Backends.class) {
+                p = probe;
+                if (p == null) {
+                    p = probeCuda();
+                    probe = p;
+                }
+            }
+        }
+        return p;
+    }
+
+    private static CudaProbe probeCuda() {
+        if (!Natives.available()) {
+            return new CudaProbe(0, "the native library did not load: " + Natives.loadFailure());
+        }
+        int[] count = new int[1];
+        if (CudaNative.gs_cuda_device_count(count) != 0) {
+            return new CudaProbe(0, CoreNative.gs_last_error_message());
+        }
+        return new CudaProbe(count[0], null);
     }
 }
