@@ -6,6 +6,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -72,8 +74,7 @@ public final class Npy {
      * @throws IOException for any other failure to read
      */
     public static NpyArray read(Path file) throws IOException {
-        Objects.requireNonNull(file, "file");
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+        try (FileChannel channel = open(file)) {
             Header header = readHeader(file, channel);
             NpyArray array = NpyArray.zeros(header.dtype(), header.shape());
             ElementSink sink = switch (header.dtype()) {
@@ -92,8 +93,7 @@ public final class Npy {
      * validating it and the file size as {@link #read} does.
      */
     public static Header readHeader(Path file) throws IOException {
-        Objects.requireNonNull(file, "file");
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+        try (FileChannel channel = open(file)) {
             return readHeader(file, channel);
         }
     }
@@ -224,6 +224,15 @@ public final class Npy {
             sink.get(chunk, done, n);
             done += n;
         }
+    }
+
+    private static FileChannel open(Path file) throws IOException {
+        Objects.requireNonNull(file, "file");
+        if (Files.isDirectory(file)) {
+            // Linux opens a folder for reading and fails only at the first read, without naming it.
+            throw new FileSystemException(file.toString(), null, "is a directory, not a .npy file");
+        }
+        return FileChannel.open(file, StandardOpenOption.READ);
     }
 
     private static Header readHeader(Path file, FileChannel channel) throws IOException {
@@ -399,9 +408,13 @@ public final class Npy {
         /** A Python tuple (a list is a {@link List}). */
         record Tuple(List<Object> items) {}
 
+        /** Deeper nesting than any header needs: refused before it can exhaust the stack. */
+        private static final int MAX_DEPTH = 16;
+
         private final Path file;
         private final String text;
         private int at;
+        private int depth;
 
         private HeaderParser(Path file, String text) {
             this.file = file;
@@ -467,6 +480,17 @@ public final class Npy {
         }
 
         private Object value() throws NpyFormatException {
+            if (++depth > MAX_DEPTH) {
+                throw error("nested more than " + MAX_DEPTH + " deep");
+            }
+            try {
+                return plainValue();
+            } finally {
+                depth--;
+            }
+        }
+
+        private Object plainValue() throws NpyFormatException {
             skipSpace();
             if (at >= text.length()) {
                 throw error("unexpected end of header");

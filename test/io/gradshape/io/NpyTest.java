@@ -12,6 +12,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -255,9 +256,20 @@ class NpyTest {
     }
 
     @Test
-    void aMissingFileIsNoSuchFile() {
+    void aMissingFileIsNoSuchFileAndAFolderIsNamed() throws IOException {
         Path file = tmp.resolve("missing.npy");
         assertThrows(NoSuchFileException.class, () -> Npy.read(file));
+        Path dir = Files.createDirectory(tmp.resolve("folder.npy"));
+        FileSystemException e = assertThrows(FileSystemException.class, () -> Npy.read(dir));
+        assertEquals(dir.toString(), e.getFile());
+        assertEquals("is a directory, not a .npy file", e.getReason());
+    }
+
+    @Test
+    void refusesDeeplyNestedHeadersWithoutExhaustingTheStack() throws IOException {
+        String deep = "(".repeat(100_000) + ")".repeat(100_000);
+        Path file = craft("deep.npy", 2, "{'descr': '<f4', 'fortran_order': False, 'shape': " + deep + "}", new byte[0]);
+        assertRefused(file, "nested more than 16 deep");
     }
 
     // ---- NpyArray -----------------------------------------------------------------------------------
