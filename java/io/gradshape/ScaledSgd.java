@@ -8,6 +8,7 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
+import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
 
 /**
@@ -551,7 +552,7 @@ public final class ScaledSgd implements AutoCloseable {
                 Natives.check(CudaNative.gs_cuda_stream_synchronize(Streams.DEFAULT));
             } else {
                 buffer = keep(HostBuffer.allocate(DType.FLOAT32, length));
-                Pointer.memset(HostBuffer.rawPointer(buffer.address(), buffer.bytes()), 0, buffer.bytes());
+                Pointer.memset(new BytePointer(HostBuffer.rawPointer(buffer.address(), buffer.bytes())), 0, buffer.bytes());
             }
         }
         for (int i = 0; i < entries.length; i++) {
