@@ -243,8 +243,8 @@ class ScaledSgdTest {
     }
 
     /**
-     * Runs {@code steps} steps with fresh random gradients, lr changed every step and every G replaced
-     * before step 2; compares weights and momentum with the oracle after each step.
+     * Runs {@code steps} steps with fresh random gradients, lr changed every step and every G set before
+     * step 0 and replaced before step 2; compares weights and momentum with the oracle after each step.
      */
     static void runAgainstOracle(Backend backend, Hyper hyper, List<Spec> specs, long seed, int steps, float unscale,
             boolean callerMomentum, int... offsets) {
@@ -259,7 +259,7 @@ class ScaledSgdTest {
                 float lr = hyper.lr * (1 + 0.25f * step);
                 sgd.setLearningRate(lr);
                 oracle.lr = lr;
-                if (step == 2) {
+                if (step == 0 || step == 2) {
                     for (int i = 0; i < specs.size(); i++) {
                         Kernel k = specs.get(i).kernel;
                         if (k != null) {
@@ -306,6 +306,19 @@ class ScaledSgdTest {
     void oddSizesAndMultiChunkTensors(Backend backend) {
         runAgainstOracle(backend, new Hyper(0.05f, 0.9f, 0.1f, 1e-3f, false, false), oddSizes(), 12, 4, 1f, false);
         runAgainstOracle(backend, new Hyper(0.05f, 0.8f, 0f, 1e-3f, true, false), oddSizes(), 13, 3, 1f, false);
+    }
+
+    /** Thread ranges of the CPU step start inside tensors, at every kernel phase. */
+    @Test
+    void cpuRangesSplitInsideTensors() {
+        try {
+            for (int threads : new int[] {3, 5, 7, 16}) {
+                Gradshape.setCpuThreads(threads);
+                runAgainstOracle(CPU, new Hyper(0.05f, 0.9f, 0.1f, 1e-3f, false, false), oddSizes(), 100 + threads, 2, 1f, false);
+            }
+        } finally {
+            Gradshape.setCpuThreads(0);
+        }
     }
 
     @ParameterizedTest
