@@ -422,7 +422,7 @@ public final class ScaledSgd implements AutoCloseable {
     private final boolean nesterov;
     private final boolean maximize;
     private final Entry[] entries;
-    private final int[] scaleOffsets;      // -1: no kernel
+    private final int[] scaleOffsets;      // first scale of each tensor in the scale table
     private final Memory[] momentumViews;  // null entries when momentum == 0
     private final long elements;
     private final List<OwnedBuffer> owned = new ArrayList<>();
@@ -452,11 +452,10 @@ public final class ScaledSgd implements AutoCloseable {
         long scaleCount = 0;
         for (int i = 0; i < n; i++) {
             total += entries[i].length;
+            // Tensors without a kernel never read the scale table; their offset is unused.
+            scaleOffsets[i] = (int) Math.min(scaleCount, Integer.MAX_VALUE);
             if (entries[i].kernel != null) {
-                scaleOffsets[i] = (int) scaleCount;
                 scaleCount += entries[i].kernel.area();
-            } else {
-                scaleOffsets[i] = -1;
             }
         }
         if (scaleCount > Integer.MAX_VALUE) {
