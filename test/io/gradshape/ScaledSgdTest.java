@@ -651,6 +651,17 @@ class ScaledSgdTest {
             float[] ones = new float[9];
             Arrays.fill(ones, 1f);
             assertArrayEquals(ones, sgd.scale(0), "scales start as all ones");
+            if (backend instanceof CudaBackend cuda) {
+                float[] h = randomScale(new Random(4), 49);
+                try (DeviceBuffer device = DeviceBuffer.copyOf(cuda, Memory.of(h))) {
+                    sgd.setScale(2, device.memory());
+                }
+                assertArrayEquals(h, sgd.scale(2));
+            } else {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> sgd.setScale(2, Memory.device(4096, DType.FLOAT32, 49, 0)));
+                assertTrue(e.getMessage().startsWith("g: device memory of cuda:0 given to CPU"), e.getMessage());
+            }
         }
     }
 
