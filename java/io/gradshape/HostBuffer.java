@@ -62,12 +62,14 @@ public final class HostBuffer extends OwnedBuffer {
     }
 
     /** A JavaCPP pointer at a raw address, for JavaCPP's copy helpers. */
-    static Pointer rawPointer(long address, long bytes) {
+    static Pointer rawPointer(long rawAddress, long bytes) {
+        // Parameter names differ from Pointer's fields on purpose: inside the anonymous class a
+        // simple name would resolve to the inherited field, not to the parameter.
         return new Pointer() {
             {
-                this.address = address;
-                this.limit = bytes;
-                this.capacity = bytes;
+                address = rawAddress;
+                limit = bytes;
+                capacity = bytes;
             }
         };
     }
