@@ -213,7 +213,10 @@ extern "C" int gs_pg_cpu(const float* logits, int32_t rows, int32_t classes, con
 
         const int64_t per_block = rows_per_block(classes);
         const int64_t blocks = (int64_t(rows) + per_block - 1) / per_block;
-        static thread_local std::vector<Partial> partials;
+        // Reused by the calling thread; the workers reach it through this reference (a thread_local
+        // named inside the lambda would be each worker's own).
+        static thread_local std::vector<Partial> reused;
+        std::vector<Partial>& partials = reused;
         partials.assign(size_t(blocks), Partial{});
         gs::parallel_for(blocks, 1, [&](int64_t begin, int64_t end) {
             for (int64_t b = begin; b < end; ++b) {
