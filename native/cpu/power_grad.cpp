@@ -18,28 +18,57 @@ namespace {
 
 constexpr int64_t kNoRow = std::numeric_limits<int64_t>::max();
 
-// e^x for x <= 0, branch-free and call-free so that the loops around it vectorise (the library
-// calls expf once per element otherwise). Cephes' expf polynomial, about 1 ulp. NaN or x < -87.3
-// give 0: NaN rows are caught by their sum of (z - m), and e^-87.3 is below FLT_MIN anyway.
-inline float exp_nonpositive(float x) {
-    const bool tiny = !(x >= -87.3f);
-    const float xc = tiny ? -87.3f : x;
-    // Round to nearest with the 1.5 * 2^23 trick: vectorises on any SSE level, unlike nearbyintf.
-    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = xc - n * 0.693359375f;
+// Four lanes through GCC/Clang vector extensions: SSE on x86-64, NEON on arm64, no intrinsics.
+typedef float f4 __attribute__((vector_size(16)));
+typedef int32_t i4 __attribute__((vector_size(16)));
+typedef double d2 __attribute__((vector_size(16)));
+
+inline f4 splat(float x) { return f4{x, x, x, x}; }
+inline f4 load4(const float* p) {
+    f4 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void store4(float* p, f4 v) { std::memcpy(p, &v, sizeof v); }
+
+// e^x for x <= 0 (the arguments are alpha (z - m)): Cephes' expf polynomial, about 1 ulp, in the
+// same arithmetic for one lane or four. NaN or x < -87.3 give 0: NaN rows are caught by their sum
+// of z - m, and e^-87.3 is below FLT_MIN anyway.
+template <class F, class I>
+inline F exp_nonpositive(F x, F zero, F floor) {
+    const auto keep = x >= floor;
+    const F xc = keep ? x : floor;
+    // Round to nearest with the 1.5 * 2^23 trick: no library call, no rounding-mode instruction.
+    const F n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    F r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
+    F p = r * 1.9875691500e-4f + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    const int32_t bits = (int32_t(n) + 127) << 23;  // n in [-126, 0]: a normal power of two
-    float two_n;
+    I bits;
+    if constexpr (sizeof(F) == sizeof(float)) {
+        bits = (I(n) + 127) << 23;  // n in [-126, 0]: a normal power of two
+    } else {
+        bits = (__builtin_convertvector(n, I) + 127) << 23;
+    }
+    F two_n;
     std::memcpy(&two_n, &bits, sizeof two_n);
-    return tiny ? 0.0f : p * two_n;
+    return keep ? p * two_n : zero;
 }
+
+inline float exp1(float x) { return exp_nonpositive<float, int32_t>(x, 0.0f, -87.3f); }
+inline f4 exp4(f4 x) { return exp_nonpositive<f4, i4>(x, splat(0.0f), splat(-87.3f)); }
+
+// Adds the four lanes of v to two float64 pairs.
+inline void accumulate(d2& low, d2& high, f4 v) {
+    low += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1), d2);
+    high += __builtin_convertvector(__builtin_shufflevector(v, v, 2, 3), d2);
+}
+
+inline double total(d2 low, d2 high) { return (low[0] + low[1]) + (high[0] + high[1]); }
 
 struct Partial {
     double loss = 0;
@@ -67,37 +96,67 @@ struct Problem {
     float* loss;
 };
 
-void fill(float* row, int64_t n, float value) { std::fill(row, row + n, value); }
-
-// Sums of e^d, e^(alpha d) and d over a row, d = z - m; e^(alpha d) lands in g (may alias z).
-// Four independent float64 accumulators per sum keep the loop vectorisable without reassociation.
-void exp_pass(const float* z, float* g, int64_t n, float m, float alpha, double& s, double& sa, double& sd) {
-    double as[4] = {0, 0, 0, 0}, aa[4] = {0, 0, 0, 0}, ad[4] = {0, 0, 0, 0};
-    const bool one = alpha == 1.0f;
+float row_max(const float* z, int64_t n) {
+    f4 m4 = splat(-std::numeric_limits<float>::infinity());
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        for (int j = 0; j < 4; ++j) {
-            const float d = z[i + j] - m;
-            const float e = exp_nonpositive(d);
-            const float ea = one ? e : exp_nonpositive(alpha * d);
-            as[j] += e;
-            aa[j] += ea;
-            ad[j] += d;
-            g[i + j] = ea;
-        }
+        const f4 v = load4(z + i);
+        m4 = v > m4 ? v : m4;  // NaN is skipped here and caught by the sum of z - m
     }
+    float m = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
+    for (; i < n; ++i) m = z[i] > m ? z[i] : m;
+    return m;
+}
+
+struct Sums {
+    double s = 0, sa = 0, sd = 0;  // sum e^d, sum e^(alpha d), sum d; d = z - m
+    double st = 0, std_ = 0;       // probability targets: sum t, sum t d
+};
+
+// One pass: the sums, and e^(alpha d) parked in g (which may be z itself).
+Sums exp_pass(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
+    const bool one = alpha == 1.0f;
+    d2 s0 = {0, 0}, s1 = {0, 0}, a0 = {0, 0}, a1 = {0, 0}, d0 = {0, 0}, d1 = {0, 0};
+    d2 t0 = {0, 0}, t1 = {0, 0}, u0 = {0, 0}, u1 = {0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const f4 d = load4(z + i) - m;
+        const f4 e = exp4(d);
+        const f4 ea = one ? e : exp4(d * alpha);
+        accumulate(s0, s1, e);
+        accumulate(a0, a1, ea);
+        accumulate(d0, d1, d);
+        if (t != nullptr) {
+            const f4 tv = load4(t + i);
+            accumulate(t0, t1, tv);
+            // t d in float64: products of two floats are exact there.
+            u0 += __builtin_convertvector(__builtin_shufflevector(tv, tv, 0, 1), d2) *
+                  __builtin_convertvector(__builtin_shufflevector(d, d, 0, 1), d2);
+            u1 += __builtin_convertvector(__builtin_shufflevector(tv, tv, 2, 3), d2) *
+                  __builtin_convertvector(__builtin_shufflevector(d, d, 2, 3), d2);
+        }
+        store4(g + i, ea);
+    }
+    Sums out;
+    out.s = total(s0, s1);
+    out.sa = total(a0, a1);
+    out.sd = total(d0, d1);
+    out.st = total(t0, t1);
+    out.std_ = total(u0, u1);
     for (; i < n; ++i) {
         const float d = z[i] - m;
-        const float e = exp_nonpositive(d);
-        const float ea = one ? e : exp_nonpositive(alpha * d);
-        as[0] += e;
-        aa[0] += ea;
-        ad[0] += d;
+        const float e = exp1(d);
+        const float ea = one ? e : exp1(d * alpha);
+        out.s += e;
+        out.sa += ea;
+        out.sd += d;
+        if (t != nullptr) {
+            out.st += t[i];
+            out.std_ += double(t[i]) * d;
+        }
         g[i] = ea;
     }
-    s = (as[0] + as[1]) + (as[2] + as[3]);
-    sa = (aa[0] + aa[1]) + (aa[2] + aa[3]);
-    sd = (ad[0] + ad[1]) + (ad[2] + ad[3]);
+    return out;
 }
 
 void row(const Problem& p, int64_t r, Partial& part) {
@@ -109,12 +168,12 @@ void row(const Problem& p, int64_t r, Partial& part) {
     if (p.labels != nullptr) {
         y = p.labels[r];
         if (p.use_ignore && y == p.ignore_index) {
-            fill(g, n, 0.0f);
+            std::fill(g, g + n, 0.0f);
             if (p.none) p.loss[r] = 0.0f;
             return;
         }
         if (y < 0 || y >= n) {
-            fill(g, n, nan);
+            std::fill(g, g + n, nan);
             if (p.none) p.loss[r] = nan;
             part.loss += nan;
             part.bad += 1;
@@ -124,44 +183,37 @@ void row(const Problem& p, int64_t r, Partial& part) {
     }
     part.counted += 1;
 
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;  // NaN skipped here, caught by sd below
-
+    const float m = row_max(z, n);
     // Read before the exp pass: in place, z and g are the same row.
-    const double dy = p.labels != nullptr ? double(z[y]) - m : 0.0;
-    double sq = 0, sqd = 0;  // probability targets: sum t, sum t (z - m)
-    if (p.targets != nullptr) {
-        const float* t = p.targets + r * n;
-        for (int64_t i = 0; i < n; ++i) {
-            sq += t[i];
-            sqd += double(t[i]) * (double(z[i]) - m);
-        }
-    }
-    double s, sa, sd;
-    exp_pass(z, g, n, m, p.alpha, s, sa, sd);
-    if (!std::isfinite(s) || !std::isfinite(sd)) {
-        fill(g, n, nan);
+    const double dy = p.labels != nullptr ? double(z[y] - m) : 0.0;
+    const float* t = p.targets != nullptr ? p.targets + r * n : nullptr;
+    const Sums sums = exp_pass(z, t, g, n, m, p.alpha);
+    if (!std::isfinite(sums.s) || !std::isfinite(sums.sd)) {
+        std::fill(g, g + n, nan);
         if (p.none) p.loss[r] = nan;
         part.loss += nan;
         part.nonfinite += 1;
         part.first_nonfinite = std::min(part.first_nonfinite, r);
         return;
     }
-    const double lse = std::log(s);
-    const double inv = p.scale / sa;
+    const double lse = std::log(sums.s);
+    const double inv = p.scale / sums.sa;
     const double base = p.scale * p.spread;
+    // The scaling pass in float: each element is one rounding of values below 1 in magnitude.
+    const float inv_f = float(inv), base_f = float(base), keep_f = float(p.scale * p.keep);
     double loss;
-    if (p.targets != nullptr) {
-        const float* t = p.targets + r * n;
-        const double keep = p.scale * p.keep;
-        for (int64_t i = 0; i < n; ++i) g[i] = float(g[i] * inv - base - keep * t[i]);
+    int64_t i = 0;
+    if (t != nullptr) {
+        for (; i + 4 <= n; i += 4) store4(g + i, load4(g + i) * inv_f - base_f - load4(t + i) * keep_f);
+        for (; i < n; ++i) g[i] = g[i] * inv_f - base_f - t[i] * keep_f;
         // -sum q log p = lse sum q - sum q (z - m), q = keep t + spread
-        loss = lse * (p.keep * sq + p.smoothing) - (p.keep * sqd + p.spread * sd);
+        loss = lse * (p.keep * sums.st + p.smoothing) - (p.keep * sums.std_ + p.spread * sums.sd);
     } else {
-        const float ey = g[y];
-        for (int64_t i = 0; i < n; ++i) g[i] = float(g[i] * inv - base);
+        const double ey = g[y];
+        for (; i + 4 <= n; i += 4) store4(g + i, load4(g + i) * inv_f - base_f);
+        for (; i < n; ++i) g[i] = g[i] * inv_f - base_f;
         g[y] = float(ey * inv - base - p.scale * p.keep);
-        loss = lse - p.keep * dy - p.spread * sd;
+        loss = lse - p.keep * dy - p.spread * sums.sd;
     }
     if (p.none) p.loss[r] = float(loss);
     part.loss += loss;
