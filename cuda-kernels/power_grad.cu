@@ -709,7 +709,7 @@ __device__ __forceinline__ void tile_store(float* dst, const float* sm, int n, i
 }
 
 template <bool VEC, bool PROBS>
-__global__ void __launch_bounds__(kSmallRows) pg_small_kernel(Params p) {
+__global__ void __launch_bounds__(kSmallRows, 1024 / kSmallRows) pg_small_kernel(Params p) {
     const int stride = p.stride;
     extern __shared__ float tile[];  // [kSmallRows][stride] logits, then gradient; targets after
     float* ttile = tile + kSmallRows * stride;
