@@ -135,8 +135,8 @@ class MainTest {
     @ParameterizedTest
     @CsvSource(delimiter = '#', quoteCharacter = '"', value = {
         "infp                # unknown command 'infp' (did you mean info?) (see 'gradshape --help')",
-        "frobnicate          # unknown command 'frobnicate'; the commands are info (see 'gradshape --help')",
-        "help frobnicate     # unknown command 'frobnicate'; the commands are info (see 'gradshape --help')",
+        "frobnicate          # unknown command 'frobnicate'; the commands are {commands} (see 'gradshape --help')",
+        "help frobnicate     # unknown command 'frobnicate'; the commands are {commands} (see 'gradshape --help')",
         "--frob info         # unknown option --frob before the command (global options: --help, --version, --verbose) (see 'gradshape --help')",
         "info --frob         # unknown option --frob for info (see 'gradshape info --help')",
         "info --backend gpu  # --backend: 'gpu' is not auto, cpu, cuda or cuda:N (see 'gradshape info --help')",
@@ -144,7 +144,8 @@ class MainTest {
     void usageErrorsExitWith2AndOneLine(String args, String message) {
         CliRun r = CliRun.of(args.strip().split(" +"));
         assertEquals(Main.EXIT_USAGE, r.status(), r.toString());
-        assertEquals("gradshape: " + message + "\n", r.err());
+        String commands = String.join(", ", Main.COMMANDS.stream().map(Command::name).toList());
+        assertEquals("gradshape: " + message.replace("{commands}", commands) + "\n", r.err());
         assertEquals("", r.out());
     }
 
