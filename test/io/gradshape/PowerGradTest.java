@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.gradshape.PowerGrad.Options;
 import io.gradshape.PowerGrad.Reduction;
+import io.gradshape.TestBackends.TestBackend;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -24,7 +25,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * reporting, determinism and workspace release.
  */
 class PowerGradTest {
-    static List<Backend> backends() {
+    static List<TestBackend> backends() {
         return TestBackends.all();
     }
 
@@ -153,7 +154,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void matchesOracleAtEverySize(Backend backend) {
+    void matchesOracleAtEverySize(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         SplittableRandom pick = new SplittableRandom(20240611);
         int n = 0;
         for (int classes : CLASSES) {
@@ -169,7 +171,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void matchesOracleForEveryOption(Backend backend) {
+    void matchesOracleForEveryOption(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         long seed = 1;
         for (int classes : new int[] {10, 1000}) {
             for (double alpha : ALPHAS) {
@@ -189,7 +192,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void manyRowsAcrossThreadsAndBlocks(Backend backend) {
+    void manyRowsAcrossThreadsAndBlocks(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         check(backend, new Case(40000, 10, 3.0, 0.25, 0.1, Reduction.MEAN, Targets.INDEX, 0.1, false, 11));
         check(backend, new Case(3000, 100, 3.0, 0.25, 0.0, Reduction.SUM, Targets.INDEX, 0.0, true, 12));
         check(backend, new Case(5, 50000, 30.0, 0.05, 0.1, Reduction.NONE, Targets.SOFT, 0.0, false, 13));
@@ -199,7 +203,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void ignoredRowsGiveZeroGradientAndMeanCountsTheRest(Backend backend) {
+    void ignoredRowsGiveZeroGradientAndMeanCountsTheRest(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         int rows = 6;
         int classes = 5;
         float[] logits = inputs(new Case(rows, classes, 2.0, 1, 0, Reduction.MEAN, Targets.INDEX, 0, false, 3)).logits;
@@ -234,7 +239,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void allRowsIgnoredGiveLossZeroAndGradientZero(Backend backend) {
+    void allRowsIgnoredGiveLossZeroAndGradientZero(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         for (int classes : new int[] {3, 100, 3000, 40000}) {
             int rows = 4;
             float[] logits = inputs(new Case(rows, classes, 1.0, 1, 0, Reduction.MEAN, Targets.INDEX, 0, false, 5)).logits;
@@ -260,7 +266,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void zeroRows(Backend backend) {
+    void zeroRows(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         PowerGrad.Result r = PowerGrad.compute(backend, new float[0], 0, 7, new int[0], Options.of(0.3), new float[0]);
         assertEquals(0.0, r.loss());
         assertEquals(0, r.countedRows());
@@ -277,7 +284,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void oneHotTargetsEqualClassIndices(Backend backend) {
+    void oneHotTargetsEqualClassIndices(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         for (int classes : new int[] {6, 300, 5000}) {
             Case c = new Case(20, classes, 5.0, 0.25, 0.1, Reduction.MEAN, Targets.INDEX, 0.0, false, classes);
             Inputs in = inputs(c);
@@ -298,7 +306,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void inPlaceOnNativeHostMemory(Backend backend) {
+    void inPlaceOnNativeHostMemory(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         Case c = new Case(64, 1000, 4.0, 0.3, 0.0, Reduction.MEAN, Targets.INDEX, 0.1, true, 77);
         Inputs in = inputs(c);
         PowerGradOracle.Out want = PowerGradOracle.compute(in.logits, c.rows(), c.classes(), in.labels, null, c.alpha(), 0,
@@ -314,7 +323,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void streamVariantWritesTheLossToMemory(Backend backend) {
+    void streamVariantWritesTheLossToMemory(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         Case c = new Case(50, 40, 2.0, 0.25, 0.1, Reduction.SUM, Targets.INDEX, 0.1, false, 9);
         Inputs in = inputs(c);
         try (PowerGrad pgt = new PowerGrad(backend)) {
@@ -345,7 +355,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void alphaOneIsTheGradientOfTheLoss(Backend backend) {
+    void alphaOneIsTheGradientOfTheLoss(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         int rows = 3;
         int classes = 5;
         for (Reduction reduction : new Reduction[] {Reduction.MEAN, Reduction.SUM}) {
@@ -396,7 +407,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void nonFiniteLogitsAreReportedAndTheirRowsAreNaN(Backend backend) {
+    void nonFiniteLogitsAreReportedAndTheirRowsAreNaN(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         for (int classes : new int[] {10, 100, 2000, 40000}) {
             for (Targets targets : new Targets[] {Targets.INDEX, Targets.SOFT}) {
                 Case c = new Case(9, classes, 1.0, 0.25, 0.1, Reduction.MEAN, targets, 0.0, false, classes);
@@ -437,7 +449,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void repeatedCallsAreBitIdentical(Backend backend) {
+    void repeatedCallsAreBitIdentical(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         Case c = new Case(3000, 257, 5.0, 0.25, 0.1, Reduction.MEAN, Targets.INDEX, 0.1, false, 4);
         Inputs in = inputs(c);
         float[] first = new float[in.logits.length];
@@ -481,7 +494,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void argumentsAreValidatedBeforeAnyNativeCall(Backend backend) {
+    void argumentsAreValidatedBeforeAnyNativeCall(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         float[] z = new float[12];
         float[] g = new float[12];
         int[] y = {0, 1, 2};
@@ -522,7 +536,8 @@ class PowerGradTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void closeReleasesTheWorkspaceAndIsIdempotent(Backend backend) {
+    void closeReleasesTheWorkspaceAndIsIdempotent(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         long host = HostBuffer.liveBytes();
         long device = backend.kind() == Backend.Kind.CUDA ? DeviceBuffer.liveBytes() : 0;
         PowerGrad pgt = new PowerGrad(backend);

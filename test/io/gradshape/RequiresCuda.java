@@ -21,7 +21,7 @@ public @interface RequiresCuda {
     final class Condition implements ExecutionCondition {
         @Override
         public ConditionEvaluationResult evaluateExecutionCondition(ExtensionContext context) {
-            if ("required".equals(System.getProperty("gradshape.test.cuda"))) {
+            if (TestBackends.cudaRequired()) {
                 return ConditionEvaluationResult.enabled("gradshape.test.cuda=required");
             }
             String why = Backends.cudaUnavailableReason(0);

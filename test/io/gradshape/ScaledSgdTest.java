@@ -10,6 +10,7 @@ import io.gradshape.ScaledSgd.Kernel;
 import io.gradshape.ScaledSgd.Layout;
 import io.gradshape.ScaledSgd.Parameter;
 import io.gradshape.ScaledSgd.Segment;
+import io.gradshape.TestBackends.TestBackend;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -21,7 +22,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * ScaledSgd on every backend (TestBackends.all(): CPU, plus CUDA when usable) against the float64
+ * ScaledSgd on every backend (TestBackends.all(): CPU, plus CUDA, skipped when not usable) against the float64
  * oracle of SPEC.md section 2, over several steps with momentum state carried, lr changes and G
  * replacement; then the Java-side validation.
  */
@@ -223,7 +224,7 @@ class ScaledSgdTest {
     /** Every flag combination PyTorch allows (nesterov only with momentum > 0 and no dampening). */
     static Stream<Arguments> flagCombinations() {
         List<Arguments> list = new ArrayList<>();
-        for (Backend backend : TestBackends.all()) {
+        for (TestBackend backend : TestBackends.all()) {
             for (float momentum : new float[] {0f, 0.9f}) {
                 for (float dampening : new float[] {0f, 0.3f}) {
                     for (boolean nesterov : new boolean[] {false, true}) {
@@ -293,17 +294,19 @@ class ScaledSgdTest {
 
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("flagCombinations")
-    void everyFlagCombinationMatchesTheOracle(Backend backend, Hyper hyper) {
+    void everyFlagCombinationMatchesTheOracle(TestBackend testBackend, Hyper hyper) {
+        Backend backend = testBackend.get();
         runAgainstOracle(backend, hyper, model(), 11, 5, 1f, false);
     }
 
-    static Stream<Backend> backends() {
+    static Stream<TestBackend> backends() {
         return TestBackends.all().stream();
     }
 
     @ParameterizedTest
     @MethodSource("backends")
-    void oddSizesAndMultiChunkTensors(Backend backend) {
+    void oddSizesAndMultiChunkTensors(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         runAgainstOracle(backend, new Hyper(0.05f, 0.9f, 0.1f, 1e-3f, false, false), oddSizes(), 12, 4, 1f, false);
         runAgainstOracle(backend, new Hyper(0.05f, 0.8f, 0f, 1e-3f, true, false), oddSizes(), 13, 3, 1f, false);
     }
@@ -323,7 +326,8 @@ class ScaledSgdTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void misalignedSlices(Backend backend) {
+    void misalignedSlices(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         Hyper hyper = new Hyper(0.1f, 0.9f, 0f, 1e-2f, false, false);
         // The same odd offset for w, g, m: mutually aligned, vector path after a scalar head on CUDA.
         runAgainstOracle(backend, hyper, oddSizes(), 14, 3, 1f, true, 1, 1, 1);
@@ -335,20 +339,23 @@ class ScaledSgdTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void unscaleFactor(Backend backend) {
+    void unscaleFactor(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         runAgainstOracle(backend, new Hyper(0.1f, 0.9f, 0f, 1e-2f, true, false), model(), 18, 4, 1f / 1024, false);
         runAgainstOracle(backend, new Hyper(0.1f, 0f, 0f, 1e-2f, false, false), oddSizes(), 19, 2, 1f / 65536, false);
     }
 
     @ParameterizedTest
     @MethodSource("backends")
-    void callerMomentumBuffersAreUsedAndUpdated(Backend backend) {
+    void callerMomentumBuffersAreUsedAndUpdated(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         runAgainstOracle(backend, new Hyper(0.1f, 0.9f, 0.2f, 1e-2f, false, true), model(), 20, 4, 1f, true);
     }
 
     @ParameterizedTest
     @MethodSource("backends")
-    void skipChangesNothingAndKeepsTheFirstStep(Backend backend) {
+    void skipChangesNothingAndKeepsTheFirstStep(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         Random rnd = new Random(21);
         List<Spec> specs = model();
         Hyper hyper = new Hyper(0.1f, 0.9f, 0.5f, 1e-2f, false, false);
@@ -400,7 +407,8 @@ class ScaledSgdTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void resumeFromACheckpointContinuesTheMomentum(Backend backend) {
+    void resumeFromACheckpointContinuesTheMomentum(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         Random rnd = new Random(22);
         List<Spec> specs = model();
         Hyper hyper = new Hyper(0.1f, 0.9f, 0.1f, 1e-2f, false, false);
@@ -431,7 +439,8 @@ class ScaledSgdTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void flatBufferEqualsPerTensorRegistration(Backend backend) {
+    void flatBufferEqualsPerTensorRegistration(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         List<Spec> specs = new ArrayList<>(model());
         specs.addAll(oddSizes());
         Random rnd = new Random(23);
@@ -497,7 +506,8 @@ class ScaledSgdTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void flatBufferWithCallerMomentum(Backend backend) {
+    void flatBufferWithCallerMomentum(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         Random rnd = new Random(24);
         try (Model flat = new Model(backend, List.of(Spec.plain(1000)), rnd, true)) {
             List<Segment> segments = List.of(Segment.of(1, 27).withKernel(3, 3), Segment.of(30, 500).withWeightDecay(false),
@@ -621,7 +631,8 @@ class ScaledSgdTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void setScaleAndStepArgumentsAreChecked(Backend backend) {
+    void setScaleAndStepArgumentsAreChecked(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         try (Model model = new Model(backend, model(), new Random(25), false);
                 ScaledSgd sgd = model.register(ScaledSgd.builder(backend).momentum(0.9f)).build()) {
             assertMessage("g: expected 9 elements (the 3 x 3 kernel of parameters[0]), got 8", () -> sgd.setScale(0, new float[8]));
@@ -676,7 +687,8 @@ class ScaledSgdTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void closeReleasesMemoryAndUseAfterCloseThrows(Backend backend) {
+    void closeReleasesMemoryAndUseAfterCloseThrows(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         try (Model model = new Model(backend, oddSizes(), new Random(27), false)) {
             long host = HostBuffer.liveBytes();
             long device = DeviceBuffer.liveBytes();

@@ -15,6 +15,7 @@ import io.gradshape.SpatialDependence.RangeMode;
 import io.gradshape.SpatialDependence.Result;
 import io.gradshape.SpatialDependenceAccumulator.Phase;
 import io.gradshape.SpatialDependenceAccumulator.State;
+import io.gradshape.TestBackends.TestBackend;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -28,7 +29,7 @@ class SpatialDependenceTest {
     private static final double TOL = 1e-6;
     private static final Options REF = Options.defaults();
 
-    static Stream<Backend> backends() {
+    static Stream<TestBackend> backends() {
         return TestBackends.all().stream();
     }
 
@@ -194,7 +195,9 @@ class SpatialDependenceTest {
 
     @ParameterizedTest(name = "{1} on {0}")
     @MethodSource("backendsAndCases")
-    void gaussianInputsMatchTheOracle(Backend backend, String label, int batch, int channels, int height, int width, Options o) {
+    void gaussianInputsMatchTheOracle(TestBackend testBackend, String label, int batch, int channels, int height,
+            int width, Options o) {
+        Backend backend = testBackend.get();
         long seed = 1000 + label.hashCode();
         float[] x = gaussian(seed, batch * channels * height * width);
         checkAgainstOracle(label + ", seed " + seed, backend, x, batch, channels, height, width, o, null);
@@ -202,8 +205,9 @@ class SpatialDependenceTest {
 
     @ParameterizedTest(name = "{1} on {0}")
     @MethodSource("backendsAndCases")
-    void sparseReluInputsWithZeroRemovalMatchTheOracle(Backend backend, String label, int batch, int channels,
+    void sparseReluInputsWithZeroRemovalMatchTheOracle(TestBackend testBackend, String label, int batch, int channels,
             int height, int width, Options o) {
+        Backend backend = testBackend.get();
         long seed = 2000 + label.hashCode();
         float[] x = reluMaps(seed, batch, channels, height, width);
         if (o.layout() == Layout.NHWC) {
@@ -215,7 +219,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void constantAndDeadChannels(Backend backend) {
+    void constantAndDeadChannels(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         int batch = 2, channels = 3, h = 6, w = 7;
         float[] x = gaussian(7, batch * channels * h * w);
         for (int n = 0; n < batch; n++) {
@@ -240,7 +245,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void noPairsAnywhereKeepsThePreviousG(Backend backend) {
+    void noPairsAnywhereKeepsThePreviousG(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         float[] x = gaussian(11, 2 * 2);
         float[] previous = new float[9];
         for (int i = 0; i < 9; i++) {
@@ -257,7 +263,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void largeValuesDropTheMaximumLikeTheReference(Backend backend) {
+    void largeValuesDropTheMaximumLikeTheReference(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         int batch = 2, channels = 2, h = 7, w = 6;
         float[] x = gaussian(13, batch * channels * h * w);
         for (int i = 0; i < x.length; i++) {
@@ -272,7 +279,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void nhwcEqualsNchwOnTheTransposedInput(Backend backend) {
+    void nhwcEqualsNchwOnTheTransposedInput(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         int batch = 3, channels = 4, h = 9, w = 7;
         float[] x = reluMaps(17, batch, channels, h, w);
         float[] y = toNhwc(x, batch, channels, h, w);
@@ -293,7 +301,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest(name = "{1} on {0}")
     @MethodSource("backendsAndModes")
-    void splitBatchesMergedAcrossAccumulatorsEqualOnePass(Backend backend, Options o) {
+    void splitBatchesMergedAcrossAccumulatorsEqualOnePass(TestBackend testBackend, Options o) {
+        Backend backend = testBackend.get();
         int batch = 5, channels = 3, h = 10, w = 9, sample = channels * h * w;
         float[] x = reluMaps(19, batch, channels, h, w);
         Memory first = Memory.of(x, 0, 2 * sample), second = Memory.of(x, 2 * sample, 3 * sample);
@@ -380,7 +389,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void resetStartsANewRoundWithTheSameBuffers(Backend backend) {
+    void resetStartsANewRoundWithTheSameBuffers(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         int batch = 3, channels = 2, h = 8, w = 8;
         float[] x = gaussian(23, batch * channels * h * w);
         float[] y = reluMaps(29, batch, channels, h, w);
@@ -415,7 +425,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void finishIntoMemoryMatchesTheHostResult(Backend backend) {
+    void finishIntoMemoryMatchesTheHostResult(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         int batch = 2, channels = 3, h = 7, w = 7;
         float[] x = gaussian(37, batch * channels * h * w);
         Options o = REF.kernel(5, 5).padding(2, 2);
@@ -467,7 +478,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void nonFiniteInputIsAnErrorNamingTheInput(Backend backend) {
+    void nonFiniteInputIsAnErrorNamingTheInput(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         float[] x = gaussian(47, 2 * 2 * 5 * 5);
         x[17] = Float.NaN;
         x[30] = Float.POSITIVE_INFINITY;
@@ -511,7 +523,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void shapesAndBuffersAreValidatedNamingTheArgument(Backend backend) {
+    void shapesAndBuffersAreValidatedNamingTheArgument(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         float[] x = new float[2 * 3 * 4 * 5];
         expectIllegal("batch", () -> SpatialDependence.compute(backend, x, 0, 3, 4, 5, REF));
         expectIllegal("channels", () -> SpatialDependence.compute(backend, x, 2, 0, 4, 5, REF));
@@ -540,7 +553,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void misuseOfThePhasesIsAnIllegalState(Backend backend) {
+    void misuseOfThePhasesIsAnIllegalState(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         float[] x = gaussian(53, 2 * 5 * 5);
         try (SpatialDependenceAccumulator acc = new SpatialDependenceAccumulator(backend, 1, 5, 5, REF)) {
             expectState("bin", () -> acc.bin(Memory.of(x), 2));
@@ -555,7 +569,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void mismatchedStatesAreRejected(Backend backend) {
+    void mismatchedStatesAreRejected(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         float[] x = gaussian(59, 2 * 5 * 5);
         try (SpatialDependenceAccumulator a = new SpatialDependenceAccumulator(backend, 1, 5, 5, REF);
                 SpatialDependenceAccumulator otherShape = new SpatialDependenceAccumulator(backend, 1, 5, 6, REF);
@@ -576,7 +591,8 @@ class SpatialDependenceTest {
 
     @ParameterizedTest
     @MethodSource("backends")
-    void closeReleasesTheStateAndUseAfterCloseThrows(Backend backend) {
+    void closeReleasesTheStateAndUseAfterCloseThrows(TestBackend testBackend) {
+        Backend backend = testBackend.get();
         float[] x = gaussian(61, 4 * 3 * 9 * 9);
         long host = HostBuffer.liveBytes(), device = DeviceBuffer.liveBytes();
         SpatialDependenceAccumulator acc = new SpatialDependenceAccumulator(backend, 3, 9, 9, REF.bins(128));
