@@ -1,6 +1,5 @@
 package io.gradshape;
 
-import java.util.ArrayList;
 import java.util.List;
 import org.opentest4j.TestAbortedException;
 
@@ -40,19 +39,6 @@ public final class TestBackends {
     /** Every backend, for parameterized tests: each invocation calls {@link TestBackend#get()} first. */
     public static List<TestBackend> all() {
         return List.of(TestBackend.values());
-    }
-
-    /**
-     * The backends usable now (the CPU, plus CUDA when usable or required), for a loop inside one
-     * test, where aborting on CUDA would skip the CPU part too.
-     */
-    public static List<Backend> usable() {
-        List<Backend> list = new ArrayList<>();
-        list.add(Backends.cpu());
-        if (cudaRequired() || Backends.cudaUnavailableReason(0) == null) {
-            list.add(Backends.cuda());
-        }
-        return list;
     }
 
     /** True under -Dgradshape.test.cuda=required (the GPU-host runner): CUDA must work, never skip. */
