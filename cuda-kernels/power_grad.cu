@@ -890,7 +890,9 @@ int gs_pg_cuda(const float* logits, int32_t rows, int32_t classes, const int32_t
     p.ignore_index = ignore_index;
     p.reduction = reduction;
     p.alpha_mode = alpha == 1.0f ? kAlphaOne : alpha == 0.0f ? kAlphaZero : kAlphaGeneral;
-    p.alpha_log2e = alpha * kLog2e;
+    // alpha up to FLT_MAX is legal, but alpha * log2(e) overflows above 2.4e38: 0 * inf would make
+    // e^(alpha * 0) NaN. Clamped, d = 0 still gives 1 and any d < 0 of note still gives 0.
+    p.alpha_log2e = fminf(alpha * kLog2e, FLT_MAX);
     p.keep = 1.0f - smoothing;
     p.spread = smoothing / float(classes);
     p.smoothing = smoothing;
