@@ -18,8 +18,8 @@
 // needs only the alignment: it copies whole tiles). The grid is persistent (as many blocks as fit
 // on the device); each block leaves its partial loss and counts in the workspace and the last block
 // to finish adds them up in block order, which makes the loss deterministic without a second
-// launch. With reduction MEAN over class indices with an ignore index, a small kernel counts the
-// rows first (the gradient scale 1/B must be known before the first gradient element is written).
+// launch. With reduction MEAN over class indices, a small kernel counts the rows first (the
+// gradient scale 1/B must be known before the first gradient element is written).
 #include <cfloat>
 #include <climits>
 #include <cmath>
@@ -201,14 +201,14 @@ __device__ void finish(const Params& p, Tally t) {
     }
 }
 
-// ---- label count (MEAN with an ignore index) -------------------------------------------------
+// ---- label count (MEAN with class indices) ---------------------------------------------------
 
 __global__ void __launch_bounds__(256) pg_count_kernel(const int32_t* labels, long long rows, int classes,
-                                                       int ignore_index, unsigned* counts) {
+                                                       int use_ignore, int ignore_index, unsigned* counts) {
     unsigned n = 0;
     for (long long r = (long long)blockIdx.x * 256 + threadIdx.x; r < rows; r += (long long)gridDim.x * 256) {
         const int y = labels[r];
-        n += y != ignore_index && y >= 0 && y < classes;
+        n += !(use_ignore && y == ignore_index) && y >= 0 && y < classes;
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
@@ -890,17 +890,21 @@ int gs_pg_cuda(const float* logits, int32_t rows, int32_t classes, const int32_t
     p.ignore_index = ignore_index;
     p.reduction = reduction;
     p.alpha_mode = alpha == 1.0f ? kAlphaOne : alpha == 0.0f ? kAlphaZero : kAlphaGeneral;
-    p.alpha_log2e = alpha * kLog2e;
+    // alpha up to FLT_MAX is legal, but alpha * log2(e) overflows above 2.4e38: 0 * inf would make
+    // e^(alpha * 0) NaN. Clamped, d = 0 still gives 1 and any d < 0 of note still gives 0.
+    p.alpha_log2e = fminf(alpha * kLog2e, FLT_MAX);
     p.keep = 1.0f - smoothing;
     p.spread = smoothing / float(classes);
     p.smoothing = smoothing;
 
-    if (reduction == GS_PG_REDUCTION_MEAN && labels != nullptr && p.use_ignore) {
+    // Without an ignore index B is still not rows: labels in device memory may be out of range, and
+    // those rows do not count either.
+    if (reduction == GS_PG_REDUCTION_MEAN && labels != nullptr) {
         unsigned* counts = reinterpret_cast<unsigned*>(ws + kCountOffset);
         const long long want = ((long long)rows + 1023) / 1024;
         p.count_blocks = int(want < 1 ? 1 : want > kCountBlocks ? kCountBlocks : want);
         p.counts = counts;
-        pg_count_kernel<<<p.count_blocks, 256, 0, s>>>(labels, rows, classes, ignore_index, counts);
+        pg_count_kernel<<<p.count_blocks, 256, 0, s>>>(labels, rows, classes, p.use_ignore, ignore_index, counts);
         GS_CUDA_CHECK_LAUNCH();
     }
 
