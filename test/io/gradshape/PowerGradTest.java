@@ -636,4 +636,35 @@ class PowerGradTest {
             }
         }
     }
+
+    @Test
+    @RequiresCuda
+    void badDeviceLabelsWithoutAnIgnoreIndexLeaveTheMeanOfTheValidRows() {
+        CudaBackend cuda = Backends.cuda();
+        int rows = 6;
+        int classes = 100;
+        float[] logits = inputs(new Case(rows, classes, 1.0, 1, 0, Reduction.MEAN, Targets.INDEX, 0, false, 3)).logits;
+        int[] labels = {0, classes, 3, -7, 1, 2};
+        int[] validRows = {0, 2, 4, 5};
+        try (DeviceBuffer y = DeviceBuffer.copyOf(cuda, Memory.of(labels)); PowerGrad pgt = new PowerGrad(cuda)) {
+            float[] grad = new float[logits.length];
+            assertThrows(GradshapeException.class, () -> pgt.compute(Memory.of(logits), rows, classes, y.memory(),
+                    Options.of(0.25).withoutIgnoreIndex(), Memory.of(grad)));
+            // MEAN divides by the rows whose labels are classes (4), as the CPU backend and the header say.
+            float[] valid = new float[validRows.length * classes];
+            int[] validLabels = new int[validRows.length];
+            for (int v = 0; v < validRows.length; v++) {
+                System.arraycopy(logits, validRows[v] * classes, valid, v * classes, classes);
+                validLabels[v] = labels[validRows[v]];
+            }
+            PowerGradOracle.Out want = PowerGradOracle.compute(valid, validRows.length, classes, validLabels, null, 0.25, 0,
+                    Reduction.MEAN, null);
+            for (int v = 0; v < validRows.length; v++) {
+                for (int c = 0; c < classes; c++) {
+                    assertClose(want.grad[v * classes + c], grad[validRows[v] * classes + c], 1e-6,
+                            "row " + validRows[v] + ", class " + c);
+                }
+            }
+        }
+    }
 }
