@@ -29,7 +29,9 @@ public final class Main {
     /** Every command, in the order {@code --help} lists them. A new command is one more line here. */
     static final List<Command> COMMANDS = List.of(
             new InfoCommand(),
-            new DependenceCommand());
+            new DependenceCommand(),
+            new SgdStepCommand(),
+            new PgtCommand());
 
     private static final int HELP_COLUMN_MAX = 34;
 
