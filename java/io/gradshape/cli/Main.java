@@ -30,6 +30,8 @@ public final class Main {
     static final List<Command> COMMANDS = List.of(
             new InfoCommand(),
             new DependenceCommand(),
+            new SgdStepCommand(),
+            new PgtCommand(),
             new DemoCommand());
 
     private static final int HELP_COLUMN_MAX = 34;
