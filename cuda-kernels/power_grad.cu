@@ -300,6 +300,31 @@ __device__ __forceinline__ float index_loss(const Params& p, float lse, float m,
     return lse - p.keep * (zy - m) - p.smoothing * (sum_z / float(p.classes) - m);
 }
 
+// Per row, once its gradient is written: the row's loss into the tally (and into p.loss for NONE).
+// Probability targets: every thread holds its share lse * qsum - qd of -sum q log p; class indices:
+// the leader has what index_loss needs. Called by all G threads of the row (row_sum1 synchronises).
+template <int G, bool PROBS>
+__device__ __forceinline__ void account_row(const Params& p, Tally& tally, long long row, bool leader, float lse,
+                                            float qsum, float qd, float m, float zy, float sz, float* red_loss) {
+    if (leader) tally.counted += 1;
+    if (PROBS) {
+        const float part = lse * qsum - qd;
+        if (p.reduction == GS_PG_REDUCTION_NONE) {
+            const float row_loss = row_sum1<G>(part, red_loss);
+            if (leader) {
+                tally.loss += row_loss;
+                if (p.loss) p.loss[row] = row_loss;
+            }
+        } else {
+            tally.loss += part;
+        }
+    } else if (leader) {
+        const float row_loss = index_loss(p, lse, m, zy, sz);
+        tally.loss += row_loss;
+        if (p.reduction == GS_PG_REDUCTION_NONE && p.loss) p.loss[row] = row_loss;
+    }
+}
+
 // ---- C <= 1024 (warp per row) and C <= 32768 (block per row): the row in registers ------------
 // Thread `lane` of the row's G threads owns the 4V slots k = 4v + j. VEC: float4 number lane + v G,
 // i.e. element 4 (lane + v G) + j; otherwise element k G + lane. Both are coalesced, and in both the
@@ -469,23 +494,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
             }
         }
 
-        if (leader) tally.counted += 1;
-        if (PROBS) {
-            const float part = lse * qsum - qd;  // this thread's share of -sum q log p
-            if (p.reduction == GS_PG_REDUCTION_NONE) {
-                const float row_loss = row_sum1<G>(part, red_loss);
-                if (leader) {
-                    tally.loss += row_loss;
-                    if (p.loss) p.loss[row] = row_loss;
-                }
-            } else {
-                tally.loss += part;
-            }
-        } else if (leader) {
-            const float row_loss = index_loss(p, lse, m, zy, sz);
-            tally.loss += row_loss;
-            if (p.reduction == GS_PG_REDUCTION_NONE && p.loss) p.loss[row] = row_loss;
-        }
+        account_row<G, PROBS>(p, tally, row, leader, lse, qsum, qd, m, zy, sz, red_loss);
     }
     finish<BLOCK>(p, tally);
 }
@@ -650,23 +659,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
             }
         }
 
-        if (leader) tally.counted += 1;
-        if (PROBS) {
-            const float part = lse * qsum - qd;
-            if (p.reduction == GS_PG_REDUCTION_NONE) {
-                const float row_loss = row_sum1<G>(part, red_loss);
-                if (leader) {
-                    tally.loss += row_loss;
-                    if (p.loss) p.loss[row] = row_loss;
-                }
-            } else {
-                tally.loss += part;
-            }
-        } else if (leader) {
-            const float row_loss = index_loss(p, lse, m, zy, sz);
-            tally.loss += row_loss;
-            if (p.reduction == GS_PG_REDUCTION_NONE && p.loss) p.loss[row] = row_loss;
-        }
+        account_row<G, PROBS>(p, tally, row, leader, lse, qsum, qd, m, zy, sz, red_loss);
     }
     finish<G>(p, tally);
 }

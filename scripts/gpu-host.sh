@@ -8,16 +8,18 @@
 #
 #   scripts/gpu-host.sh run [STEPS] [OUT]  (on the GPU host, from the repository root, bundle carried)
 #       STEPS: comma-separated, default "info,tests,sanitizer,bench,pytorch":
-#         info       java -jar gradshape.jar info                     -> OUT/info.txt
-#         tests      the whole JUnit suite, CUDA backend required     -> OUT/tests.txt, OUT/junit/
-#         sanitizer  compute-sanitizer memcheck over the GPU tests    -> OUT/sanitizer.txt
-#         bench      the JMH benchmarks with -p backend=cuda          -> OUT/jmh.json, OUT/jmh.txt
-#         pytorch    the PyTorch baselines in bench/pytorch/          -> OUT/pytorch-*.json, .txt
-#       OUT defaults to $OUT (the device tool's folder that comes back) or target/gpu-out.
-#       JMH_ARGS (environment) overrides the JMH selection and iteration counts.
+#         info       java -jar gradshape.jar info                     -> info.txt
+#         tests      the whole JUnit suite, CUDA backend required     -> tests.txt, junit/
+#         sanitizer  compute-sanitizer memcheck over the GPU tests    -> sanitizer.txt
+#         bench      the JMH benchmarks on CUDA at the issue's sizes  -> jmh-*.json, jmh-*.txt
+#         pytorch    the PyTorch baselines in bench/pytorch/          -> pytorch-*.json, .txt
+#       Everything lands in OUT/results.tgz, and the short form of each step in OUT/summary.txt
+#       (the device tool brings back at most 8 files). OUT defaults to $OUT, else target/gpu-out.
+#       JMH_ITERATIONS (environment) overrides "-f 1 -wi 3 -i 5 -w 1s -r 1s".
 #
-# With the device tool:  scripts/gpu-host.sh bundle, then
-#   run(command="bash scripts/gpu-host.sh run", carry=["target/gpu-bundle"])
+# With the device tool:  scripts/gpu-host.sh bundle, then (two calls keep each under 10 minutes)
+#   run(command="bash scripts/gpu-host.sh run info,tests,sanitizer", carry=["target/gpu-bundle"])
+#   run(command="bash scripts/gpu-host.sh run bench,pytorch", carry=["target/gpu-bundle"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=target/gpu-bundle
@@ -49,15 +51,18 @@ bundle)
     ;;
 run)
     steps=${2:-info,tests,sanitizer,bench,pytorch}
-    out=${3:-${OUT:-target/gpu-out}}
-    mkdir -p "$out"
+    dest=${3:-${OUT:-target/gpu-out}}
+    out=$(mktemp -d)/gpu-results
+    mkdir -p "$out" "$dest"
     [ -d "$bundle/app" ] || { echo "gpu-host.sh: $bundle missing: run 'scripts/gpu-host.sh bundle' first and carry it" >&2; exit 2; }
     [ -x /tmp/jre17/bin/java ] || tar xzf "$bundle/jre17.tgz" -C /tmp
     java=/tmp/jre17/bin/java
     cp="$bundle/app/gradshape.jar:$bundle/app/gradshape-tests.jar:$(ls "$bundle"/lib/*.jar | tr '\n' ':')"
     console="$bundle/app/junit-platform-console-standalone-$junit_console_version.jar"
-    status=0
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true; date -u; } > "$out/device.txt" 2>&1
+    set +e  # every step runs even when one fails; the exit status says whether any did
+    (
+    status=0
     for step in ${steps//,/ }; do
         echo "== $step"
         case "$step" in
@@ -68,18 +73,24 @@ run)
                 --details=tree --reports-dir "$out/junit" > "$out/tests.txt" 2>&1 || status=1
             tail -n 25 "$out/tests.txt" ;;
         sanitizer)
-            # The GPU tests only (tagged by @RequiresCuda or running over TestBackends.all()); JIT and
-            # GC stay on the host, so memcheck sees only our kernels and copies.
+            # The GPU invocations only (TestBackends keeps just CUDA, plus the @RequiresCuda classes):
+            # memcheck slows every CUDA call, and CPU invocations would only add time.
             compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
-                "$java" -Dgradshape.test.cuda=required -jar "$console" execute --class-path "$cp" \
+                "$java" -Dgradshape.test.cuda=required -Dgradshape.test.backends=cuda -jar "$console" execute --class-path "$cp" \
                 --scan-class-path --include-classname '.*(Cuda|SpatialDependence|ScaledSgd|PowerGrad).*Test' \
                 > "$out/sanitizer.txt" 2>&1 || status=1
             grep -E "ERROR SUMMARY|tests (successful|failed)" "$out/sanitizer.txt" || tail -n 20 "$out/sanitizer.txt" ;;
         bench)
-            # shellcheck disable=SC2086
-            "$java" -cp "$cp" org.openjdk.jmh.Main ${JMH_ARGS:--p backend=cuda -f 1 -wi 3 -i 5 -w 1s -r 1s} \
-                -rf json -rff "$out/jmh.json" > "$out/jmh.txt" 2>&1 || status=1
-            sed -n '/^Benchmark/,$p' "$out/jmh.txt" ;;
+            # The issue's GPU sizes; the benchmarks' own defaults are small CPU sizes.
+            iterations=${JMH_ITERATIONS:--f 1 -wi 3 -i 5 -w 1s -r 1s}
+            for bench in "SpatialDependenceBench -p shape=512x64x56x56" "ScaledSgdBench" \
+                         "PowerGradBench -p shape=1000x65536,32000x8192,10x1048576"; do
+                name=${bench%% *}
+                # shellcheck disable=SC2086
+                "$java" -cp "$cp" org.openjdk.jmh.Main $bench -p backend=cuda $iterations \
+                    -rf json -rff "$out/jmh-$name.json" > "$out/jmh-$name.txt" 2>&1 || status=1
+                sed -n '/^Benchmark/,$p' "$out/jmh-$name.txt"
+            done ;;
         pytorch)
             for script in bench/pytorch/*.py; do
                 name=$(basename "$script" .py)
@@ -89,6 +100,12 @@ run)
         *) echo "gpu-host.sh: unknown step '$step'" >&2; exit 2 ;;
         esac
     done
+    exit $status
+    ) 2>&1 | tee "$out/summary.txt"
+    status=${PIPESTATUS[0]}
+    cp "$out/summary.txt" "$dest/summary.txt"
+    tar czf "$dest/results.tgz" -C "$(dirname "$out")" gpu-results
+    echo "results: $dest/results.tgz, summary: $dest/summary.txt"
     exit $status
     ;;
 *)

@@ -61,8 +61,15 @@ private:
     }
 
     void start_workers(int n) {
-        quit_ = false;
-        for (int i = 1; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+        uint64_t current;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            quit_ = false;
+            current = generation_;
+        }
+        // A worker must wait for the NEXT job: started at generation 0 after earlier jobs, it would
+        // take a finished job for a new one and count itself done twice, and run() could wait forever.
+        for (int i = 1; i < n; ++i) workers_.emplace_back([this, current] { worker_loop(current); });
     }
 
     void stop_workers() {
@@ -91,8 +98,7 @@ private:
         inside_pool_body = false;
     }
 
-    void worker_loop() {
-        uint64_t seen = 0;
+    void worker_loop(uint64_t seen) {
         for (;;) {
             {
                 std::unique_lock<std::mutex> lock(mutex_);

@@ -1,5 +1,6 @@
 package io.gradshape;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -9,8 +10,12 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.gradshape.natives.CoreNative;
 import io.gradshape.natives.CudaNative;
 import io.gradshape.natives.Natives;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /** The single error funnel: native status codes and messages become one typed exception. */
 class NativesTest {
@@ -75,6 +80,47 @@ class NativesTest {
         GradshapeException unknown = assertThrows(GradshapeException.class, () -> Natives.check(999));
         assertEquals(999, unknown.code());
         assertEquals(Status.INTERNAL, unknown.status());
+    }
+
+    @Test
+    @Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void threadPoolSurvivesResizesBetweenJobs() {
+        // Regression: workers started by a resize took the last finished job for a new one, counted
+        // themselves done twice, and the next parallel call could wait forever.
+        int batch = 2, channels = 4, size = 6; // tiny: the race is in starting jobs, not in running them
+        float[] x = new float[batch * channels * size * size];
+        java.util.Random random = new java.util.Random(5);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) random.nextGaussian();
+        }
+        SpatialDependence.Options options = SpatialDependence.Options.defaults();
+        float[] expected = SpatialDependence.compute(Backends.cpu(), x, batch, channels, size, size, options).g();
+        // Busy threads deschedule pool workers at random points, which is what opens the window.
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        List<Thread> spinners = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            Thread t = new Thread(() -> {
+                long n = 0;
+                while (!stop.get()) {
+                    n++;
+                }
+                assertTrue(n >= 0);
+            });
+            t.setDaemon(true);
+            t.start();
+            spinners.add(t);
+        }
+        try {
+            for (int i = 0; i < 3000; i++) {
+                int threads = 1 + i % 12;
+                Gradshape.setCpuThreads(threads);
+                float[] g = SpatialDependence.compute(Backends.cpu(), x, batch, channels, size, size, options).g();
+                assertArrayEquals(expected, g, "round " + i + " with " + threads + " threads");
+            }
+        } finally {
+            stop.set(true);
+            Gradshape.setCpuThreads(0);
+        }
     }
 
     @Test

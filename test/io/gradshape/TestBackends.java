@@ -1,5 +1,6 @@
 package io.gradshape;
 
+import java.util.Arrays;
 import java.util.List;
 import org.opentest4j.TestAbortedException;
 
@@ -36,9 +37,14 @@ public final class TestBackends {
         }
     }
 
-    /** Every backend, for parameterized tests: each invocation calls {@link TestBackend#get()} first. */
+    /**
+     * Every backend, for parameterized tests: each invocation calls {@link TestBackend#get()} first.
+     * {@code -Dgradshape.test.backends=cuda} keeps only CUDA (the GPU runner's compute-sanitizer pass,
+     * where CPU invocations would only cost time).
+     */
     public static List<TestBackend> all() {
-        return List.of(TestBackend.values());
+        String only = System.getProperty("gradshape.test.backends", "cpu,cuda");
+        return Arrays.stream(TestBackend.values()).filter(b -> Arrays.asList(only.split(",")).contains(b.toString())).toList();
     }
 
     /** True under -Dgradshape.test.cuda=required (the GPU-host runner): CUDA must work, never skip. */
