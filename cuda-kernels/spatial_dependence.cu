@@ -584,10 +584,10 @@ sd_entropy_kernel(int d, int window, int tb, bool remove_zeros, const int64_t* _
 __device__ __forceinline__ double transform(double s, double k) { return k * s / ((k - 1.0) * s + 1.0); }
 
 // One block: a warp per window entry NaN-means the channels, then S, G and the fallback.
+// previous_g and g are not __restrict__: callers may pass the same buffer.
 __global__ void __launch_bounds__(kFinalizeThreads, 1)
 sd_combine_kernel(int channels, int window, float k, int order, const float* __restrict__ nmi,
-                  const float* __restrict__ previous_g, float* __restrict__ s, float* __restrict__ g,
-                  int32_t* __restrict__ g_kept_previous) {
+                  const float* previous_g, float* __restrict__ s, float* g, int32_t* __restrict__ g_kept_previous) {
     extern __shared__ double s_entry[];  // [window]
     __shared__ double s_mean;
     const double kd = k;
