@@ -584,10 +584,10 @@ sd_entropy_kernel(int d, int window, int tb, bool remove_zeros, const int64_t* _
 __device__ __forceinline__ double transform(double s, double k) { return k * s / ((k - 1.0) * s + 1.0); }
 
 // One block: a warp per window entry NaN-means the channels, then S, G and the fallback.
+// previous_g and g are not __restrict__: callers may pass the same buffer.
 __global__ void __launch_bounds__(kFinalizeThreads, 1)
 sd_combine_kernel(int channels, int window, float k, int order, const float* __restrict__ nmi,
-                  const float* __restrict__ previous_g, float* __restrict__ s, float* __restrict__ g,
-                  int32_t* __restrict__ g_kept_previous) {
+                  const float* previous_g, float* __restrict__ s, float* g, int32_t* __restrict__ g_kept_previous) {
     extern __shared__ double s_entry[];  // [window]
     __shared__ double s_mean;
     const double kd = k;
@@ -673,21 +673,36 @@ int plan_histogram(const char* fn, const DeviceLimits& lim, bool staged_bins, Hi
     return GS_OK;
 }
 
+// Raises the kernel's dynamic shared-memory limit to the device maximum less its static shared memory
+// (cudaFuncSetAttribute rejects a limit whose sum with the static size exceeds the opt-in maximum), and
+// checks that the call's size fits. Always the same limit, never the call's size: concurrent callers
+// cannot undercut each other.
+template <class Kernel>
+int raise_smem_limit(const char* fn, Kernel kernel, int smem_optin, size_t smem) {
+    cudaFuncAttributes attr;
+    GS_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+    const long long limit = smem_optin - (long long) attr.sharedSizeBytes;
+    if ((long long) smem > limit)
+        return gs::fail(GS_INVALID_ARGUMENT, "%s: needs %zu bytes of shared memory per block, the device allows %lld", fn,
+                        smem, limit);
+    GS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(limit)));
+    return GS_OK;
+}
+
 template <bool kStagedBins, bool kAggregate>
-int launch_histogram(const HistogramPlan& plan, int smem_optin, cudaStream_t stream) {
+int launch_histogram(const char* fn, const HistogramPlan& plan, int smem_optin, cudaStream_t stream) {
     auto kernel = sd_histogram_kernel<kStagedBins, kAggregate>;
-    // Always the device maximum, never the call's size: concurrent callers cannot undercut each other.
-    GS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_optin));
+    if (int st = raise_smem_limit(fn, kernel, smem_optin, plan.smem)) return st;
     kernel<<<unsigned(plan.blocks), kThreads, plan.smem, stream>>>(plan.args);
     GS_CUDA_CHECK_LAUNCH();
     return GS_OK;
 }
 
 template <bool kCount, bool kPairRanges>
-int launch_stats(const float* x, const Geometry& g, size_t smem, int smem_optin, bool channel_range, bool remove_zeros,
-                 int64_t* pair_count, float* ranges, int64_t* nonfinite, cudaStream_t stream) {
+int launch_stats(const char* fn, const float* x, const Geometry& g, size_t smem, int smem_optin, bool channel_range,
+                 bool remove_zeros, int64_t* pair_count, float* ranges, int64_t* nonfinite, cudaStream_t stream) {
     auto kernel = sd_stats_kernel<kCount, kPairRanges>;
-    GS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_optin));
+    if (int st = raise_smem_limit(fn, kernel, smem_optin, smem)) return st;
     const long long blocks = (long long) g.channels * g.blocks_per_channel;
     kernel<<<unsigned(blocks), kThreads, smem, stream>>>(x, g, channel_range, remove_zeros, pair_count, ranges,
                                                          nonfinite);
@@ -719,11 +734,11 @@ int gs_sd_stats_cuda(const float* x, int32_t batch, int32_t channels, int32_t he
     const bool rz = remove_zeros != 0, channel = range_mode == GS_SD_RANGE_CHANNEL;
     const cudaStream_t s = gs::as_stream(stream);
     if (range_mode == GS_SD_RANGE_PAIRS) {
-        return rz ? launch_stats<true, true>(x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s)
-                  : launch_stats<false, true>(x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s);
+        return rz ? launch_stats<true, true>(fn, x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s)
+                  : launch_stats<false, true>(fn, x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s);
     }
-    return rz ? launch_stats<true, false>(x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s)
-              : launch_stats<false, false>(x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s);
+    return rz ? launch_stats<true, false>(fn, x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s)
+              : launch_stats<false, false>(fn, x, g, smem, lim.smem_optin, channel, rz, pair_count, ranges, nonfinite, s);
 }
 
 int gs_sd_histogram_workspace_cuda(int32_t batch, int32_t channels, int32_t height, int32_t width, int32_t kernel_h,
@@ -773,11 +788,11 @@ int gs_sd_histogram_cuda(const float* x, int32_t batch, int32_t channels, int32_
     // Fewer than 4 copies leave up to 32 lanes on one cell: merge them first.
     const bool aggregate = plan.args.copies < 4;
     if (staged) {
-        return aggregate ? launch_histogram<true, true>(plan, lim.smem_optin, s)
-                         : launch_histogram<true, false>(plan, lim.smem_optin, s);
+        return aggregate ? launch_histogram<true, true>(fn, plan, lim.smem_optin, s)
+                         : launch_histogram<true, false>(fn, plan, lim.smem_optin, s);
     }
-    return aggregate ? launch_histogram<false, true>(plan, lim.smem_optin, s)
-                     : launch_histogram<false, false>(plan, lim.smem_optin, s);
+    return aggregate ? launch_histogram<false, true>(fn, plan, lim.smem_optin, s)
+                     : launch_histogram<false, false>(fn, plan, lim.smem_optin, s);
 }
 
 int gs_sd_finalize_cuda(int32_t channels, int32_t kernel_h, int32_t kernel_w, int32_t remove_zeros,
