@@ -113,7 +113,11 @@ struct Sums {
     double st = 0, std_ = 0;       // probability targets: sum t, sum t d
 };
 
-// One pass: the sums, and e^(alpha d) parked in g (which may be z itself).
+// One pass: the sums, and e^(alpha d) parked in g (which may be z itself). The only compute-bound
+// pass of the row (two exponentials per element), so it alone is compiled twice: an AVX2 + FMA
+// (x86-64-v3) copy, about 30% faster here, chosen at load time on CPUs that have it, and the
+// baseline copy for the rest. FMA contraction changes the last bit of some values between the two.
+__attribute__((target_clones("arch=x86-64-v3", "default")))
 Sums exp_pass(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
     const bool one = alpha == 1.0f;
     d2 s0 = {0, 0}, s1 = {0, 0}, a0 = {0, 0}, a1 = {0, 0}, d0 = {0, 0}, d1 = {0, 0};
