@@ -67,7 +67,7 @@ public final class DeviceBuffer extends OwnedBuffer {
         backend.copy(destination, memory());
     }
 
-    /** The contents as a new array (FLOAT32 buffers). */
+    @Override
     public float[] toFloatArray() {
         if (dtype() != DType.FLOAT32 || length() > Integer.MAX_VALUE) {
             throw new IllegalStateException("toFloatArray: buffer holds " + length() + " " + dtype());

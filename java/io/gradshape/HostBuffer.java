@@ -32,11 +32,22 @@ public final class HostBuffer extends OwnedBuffer {
         return new HostBuffer(address[0], dtype, length);
     }
 
-    /** A host buffer holding a copy of {@code values}. */
+    /** A host buffer holding a copy of {@code values} (one bulk copy, no 2 GiB limit). */
     public static HostBuffer of(float[] values) {
+        Memory source = Memory.of(values);
         HostBuffer b = allocate(DType.FLOAT32, values.length);
-        b.asByteBuffer().asFloatBuffer().put(values);
+        HostCopy.arrayToNative(source, b.address());
         return b;
+    }
+
+    @Override
+    public float[] toFloatArray() {
+        if (dtype() != DType.FLOAT32 || length() > Integer.MAX_VALUE) {
+            throw new IllegalStateException("toFloatArray: buffer holds " + length() + " " + dtype());
+        }
+        float[] out = new float[(int) length()];
+        HostCopy.nativeToArray(address(), Memory.of(out));
+        return out;
     }
 
     @Override

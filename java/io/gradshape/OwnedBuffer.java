@@ -90,6 +90,9 @@ public abstract sealed class OwnedBuffer implements AutoCloseable permits HostBu
     /** A view of the whole buffer for kernel arguments. */
     public abstract Memory memory();
 
+    /** The contents as a new array (FLOAT32 buffers of at most 2^31 - 1 elements); waits for the copy. */
+    public abstract float[] toFloatArray();
+
     /** Frees the memory now. Calling it again does nothing. */
     @Override
     public final void close() {

@@ -93,6 +93,22 @@ class MemoryTest {
     }
 
     @Test
+    void hostBufferRoundTripsAnArray() {
+        float[] values = {0f, -1.25f, Float.MIN_VALUE, Float.MAX_VALUE, Float.NaN, -0f, 3f};
+        try (HostBuffer b = HostBuffer.of(values)) {
+            float[] back = b.toFloatArray();
+            assertArrayEquals(values, back);
+            assertEquals(Float.floatToRawIntBits(-0f), Float.floatToRawIntBits(back[5]));
+        }
+        try (HostBuffer ints = HostBuffer.allocate(DType.INT32, 3)) {
+            assertThrows(IllegalStateException.class, ints::toFloatArray);
+        }
+        HostBuffer closed = HostBuffer.of(values);
+        closed.close();
+        assertThrows(IllegalStateException.class, closed::toFloatArray);
+    }
+
+    @Test
     void forgottenHostBufferIsFreedByTheCleaner() throws InterruptedException {
         long before = HostBuffer.liveBytes();
         allocateAndDrop();

@@ -3,10 +3,7 @@ package io.gradshape.cli;
 import io.gradshape.Backend;
 import io.gradshape.Backends;
 import io.gradshape.CudaBackend;
-import io.gradshape.DType;
-import io.gradshape.DeviceBuffer;
 import io.gradshape.Gradshape;
-import io.gradshape.HostBuffer;
 import io.gradshape.Memory;
 import io.gradshape.OwnedBuffer;
 import io.gradshape.PowerGrad;
@@ -142,7 +139,7 @@ final class DemoCommand implements Command {
         float[] g7 = null;
         for (int i = 0; i < data.fields.length; i++) {
             progress.update("spatial dependence on " + where + ", field " + (i + 1) + " of " + data.fields.length);
-            try (OwnedBuffer x = upload(backend, data.fields[i])) {
+            try (OwnedBuffer x = BackendBuffers.upload(backend, data.fields[i])) {
                 SpatialDependence.Result r3 = SpatialDependence.compute(backend, x.memory(), N, C, H, W, reference3);
                 if (show) {
                     out.printf(Locale.ROOT, "   correlation length %.1f px, 3x3, padding 1%n", data.lengths[i]);
@@ -169,7 +166,7 @@ final class DemoCommand implements Command {
         }
         progress.update("spatial dependence on " + where + ", sparse ReLU maps");
         float[] g3;
-        try (OwnedBuffer x = upload(backend, data.relu)) {
+        try (OwnedBuffer x = BackendBuffers.upload(backend, data.relu)) {
             Options removal = reference3.removeZeros(true);
             SpatialDependence.Result r = SpatialDependence.compute(backend, x.memory(), N, C, H, W, removal);
             if (show) {
@@ -203,8 +200,8 @@ final class DemoCommand implements Command {
             segments.add(s);
             offset += p.size();
         }
-        try (OwnedBuffer w = upload(backend, data.weights);
-                OwnedBuffer g = upload(backend, data.grads);
+        try (OwnedBuffer w = BackendBuffers.upload(backend, data.weights);
+                OwnedBuffer g = BackendBuffers.upload(backend, data.grads);
                 ScaledSgd sgd = ScaledSgd.builder(backend).lr(LR).momentum(MOMENTUM).weightDecay(WEIGHT_DECAY)
                         .addFlat(w.memory(), g.memory(), segments).build()) {
             for (int i = 0; i < data.model.size(); i++) {
@@ -214,7 +211,7 @@ final class DemoCommand implements Command {
                 }
             }
             sgd.step();
-            float[] after = download(backend, w);
+            float[] after = w.toFloatArray();
             if (show) {
                 out.println();
                 out.println("2. One scaled SGD step over ResNet-18's parameters (SPEC.md section 2)");
@@ -260,8 +257,8 @@ final class DemoCommand implements Command {
             Progress progress, boolean show, String where, double[] lossOut) {
         progress.update("PowerGrad on " + where);
         int n = LOGIT_ROWS * CLASSES;
-        try (OwnedBuffer z = upload(backend, data.logits);
-                OwnedBuffer grad = allocate(backend, n);
+        try (OwnedBuffer z = BackendBuffers.upload(backend, data.logits);
+                OwnedBuffer grad = BackendBuffers.allocate(backend, n);
                 PowerGrad plan = new PowerGrad(backend)) {
             Memory labels = Memory.of(data.labels);
             if (show) {
@@ -273,7 +270,7 @@ final class DemoCommand implements Command {
             for (double alpha : new double[] {1.0, 0.25}) {
                 PowerGrad.Options options = PowerGrad.Options.of(alpha).withReduction(PowerGrad.Reduction.SUM);
                 PowerGrad.Result r = plan.compute(z.memory(), LOGIT_ROWS, CLASSES, labels, options, grad.memory());
-                float[] g = download(backend, grad);
+                float[] g = grad.toFloatArray();
                 if (show) {
                     double trueClass = 0;
                     double otherMax = 0;
@@ -338,30 +335,6 @@ final class DemoCommand implements Command {
         java.util.Arrays.sort(seconds);
         double median = seconds[repeats / 2];
         return new Timing(kernel, work, backend, median, amount / median, unit);
-    }
-
-    /** The buffer a backend reads in place: native host memory for the CPU, device memory for CUDA. */
-    private static OwnedBuffer upload(Backend backend, float[] values) {
-        if (backend instanceof CudaBackend cuda) {
-            return DeviceBuffer.copyOf(cuda, Memory.of(values));
-        }
-        return HostBuffer.of(values);
-    }
-
-    private static OwnedBuffer allocate(Backend backend, long length) {
-        if (backend instanceof CudaBackend cuda) {
-            return cuda.allocate(DType.FLOAT32, length);
-        }
-        return HostBuffer.allocate(DType.FLOAT32, length);
-    }
-
-    private static float[] download(Backend backend, OwnedBuffer buffer) {
-        if (buffer instanceof DeviceBuffer d) {
-            return d.toFloatArray();
-        }
-        float[] out = new float[Math.toIntExact(buffer.length())];
-        ((HostBuffer) buffer).asByteBuffer().asFloatBuffer().get(out);
-        return out;
     }
 
     private static void printMatrices(PrintStream out, SpatialDependence.Result r) {

@@ -1,20 +1,12 @@
 package io.gradshape.cli;
 
 import io.gradshape.Backend;
-import io.gradshape.CudaBackend;
-import io.gradshape.DType;
-import io.gradshape.DeviceBuffer;
-import io.gradshape.HostBuffer;
-import io.gradshape.Memory;
 import io.gradshape.OwnedBuffer;
 import io.gradshape.ScaledSgd;
 import io.gradshape.Streams;
 import io.gradshape.io.NpyArray;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Pointer;
 
 /** {@code gradshape sgd-step}: one {@code torch.optim.SGD} step on the G-scaled gradient of one tensor. */
 final class SgdStepCommand implements Command {
@@ -123,17 +115,16 @@ final class SgdStepCommand implements Command {
         Backend backend = args.backend();
         float[] newWeights;
         float[] newBuffer = null;
-        List<OwnedBuffer> owned = new ArrayList<>();
-        try {
-            // The optimizer keeps the addresses of its tensors: it takes native memory, not Java arrays.
-            OwnedBuffer wb = upload(backend, w.floats(), owned);
-            OwnedBuffer gb = upload(backend, g.floats(), owned);
+        // The optimizer keeps the addresses of its tensors: it takes native memory, not Java arrays.
+        // The momentum buffer is ours rather than the optimizer's, to read it back the same way as the
+        // weights; on a first step its contents do not matter (the step sets it to d). Without
+        // momentum there is none (a null resource is skipped).
+        try (OwnedBuffer wb = BackendBuffers.upload(backend, w.floats());
+                OwnedBuffer gb = BackendBuffers.upload(backend, g.floats());
+                OwnedBuffer mb = momentum == 0 ? null
+                        : BackendBuffers.upload(backend, buffer != null ? buffer.floats() : new float[w.size()])) {
             ScaledSgd.Parameter p = ScaledSgd.Parameter.of(wb.memory(), gb.memory());
-            OwnedBuffer mb = null;
-            if (momentum != 0) {
-                // Ours rather than the optimizer's, to read it back the same way as the weights. On a
-                // first step its contents do not matter: the step sets it to d.
-                mb = upload(backend, buffer != null ? buffer.floats() : new float[w.size()], owned);
+            if (mb != null) {
                 p = p.withMomentumBuffer(mb.memory());
             }
             if (kernel != null) {
@@ -149,13 +140,11 @@ final class SgdStepCommand implements Command {
                 }
                 sgd.step();
                 backend.synchronize(Streams.DEFAULT);
-                newWeights = download(wb);
+                newWeights = wb.toFloatArray();
                 if (mb != null) {
-                    newBuffer = download(mb);
+                    newBuffer = mb.toFloatArray();
                 }
             }
-        } finally {
-            owned.forEach(OwnedBuffer::close);
         }
 
         String scaleNote = kernel == null ? "" : ", scale G " + kernel.height() + "x" + kernel.width() + " (" + args.string("layout") + ")";
@@ -168,37 +157,5 @@ final class SgdStepCommand implements Command {
             out.write("momentum.npy", NpyArray.of(newBuffer, w.shape()));
         }
         return Main.EXIT_OK;
-    }
-
-    /** A copy of {@code values} where {@code backend} computes: host memory for the CPU, device memory for CUDA. */
-    private static OwnedBuffer upload(Backend backend, float[] values, List<OwnedBuffer> owned) {
-        if (backend instanceof CudaBackend cuda) {
-            DeviceBuffer b = DeviceBuffer.copyOf(cuda, Memory.of(values));
-            owned.add(b);
-            return b;
-        }
-        HostBuffer b = HostBuffer.allocate(DType.FLOAT32, values.length);
-        owned.add(b);
-        floats(b.address()).put(values);
-        return b;
-    }
-
-    private static float[] download(OwnedBuffer buffer) {
-        if (buffer instanceof DeviceBuffer d) {
-            return d.toFloatArray();
-        }
-        float[] values = new float[Math.toIntExact(buffer.length())];
-        floats(buffer.address()).get(values);
-        return values;
-    }
-
-    /** A float view of native host memory; JavaCPP copies through it without the 2 GiB limit of a ByteBuffer. */
-    private static FloatPointer floats(long nativeAddress) {
-        // Not named "address": inside the anonymous class that name is Pointer's field.
-        return new FloatPointer(new Pointer() {
-            {
-                address = nativeAddress;
-            }
-        });
     }
 }
