@@ -41,6 +41,8 @@ final class BadInputCases {
 
     private final List<Case> cases = new ArrayList<>();
     private final Backend cpu = Backends.cpu();
+    /** Where {@link #refuses} puts its cases: the sections after the pure-Java ones set it. */
+    private boolean inChild;
 
     static List<Case> all() {
         BadInputCases c = new BadInputCases();
@@ -49,6 +51,8 @@ final class BadInputCases {
         c.deviceBufferAndBackends();
         c.gradshape();
         c.dependenceOptions();
+        // From here on every case reaches a kernel (or writes memory a kernel was given): all in the child JVM.
+        c.inChild = true;
         c.dependenceCompute();
         c.accumulator();
         c.accumulatorState();
@@ -64,7 +68,7 @@ final class BadInputCases {
     // ---- expectations -----------------------------------------------------------------------------
 
     private void refuses(String name, Class<? extends Throwable> type, String argument, Body call) {
-        cases.add(new Case(name, false, () -> expectRefusal(type, argument, call)));
+        cases.add(new Case(name, inChild, () -> expectRefusal(type, argument, call)));
     }
 
     private void refusesInChild(String name, Class<? extends Throwable> type, String argument, Body call) {
@@ -72,7 +76,7 @@ final class BadInputCases {
     }
 
     private void correct(String name, boolean child, Body check) {
-        cases.add(new Case(name, child, check));
+        cases.add(new Case(name, child || inChild, check));
     }
 
     /** The call must throw {@code type} (or a subclass) whose message names {@code argument}. */
@@ -250,12 +254,58 @@ final class BadInputCases {
             b.close();
             check(b.isClosed() && HostBuffer.liveBytes() == before, "live bytes back to " + before + ": " + HostBuffer.liveBytes());
         });
+        correct("HostBuffer: 3000 forgotten buffers are freed with summarised warnings", true, BadInputCases::forgottenBuffers);
         correct("HostBuffer.of round trip", false, () -> {
             float[] x = random(1, 33);
             try (HostBuffer b = HostBuffer.of(x)) {
                 check(Arrays.equals(x, b.toFloatArray()), "the same floats back");
             }
         });
+    }
+
+    /**
+     * Issue 10, item 11: one log record per forgotten buffer slowed the cleaner so much that memory piled
+     * up waiting to be freed. Forgotten buffers must all be freed, with at most the first few logged one
+     * by one and a summary at each power of ten.
+     */
+    static void forgottenBuffers() throws InterruptedException {
+        java.util.logging.Logger jul = java.util.logging.Logger.getLogger("io.gradshape");
+        List<java.util.logging.LogRecord> records = java.util.Collections.synchronizedList(new ArrayList<>());
+        java.util.logging.Handler handler = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                records.add(r);
+            }
+
+            @Override
+            public void flush() {}
+
+            @Override
+            public void close() {}
+        };
+        jul.addHandler(handler);
+        boolean parents = jul.getUseParentHandlers();
+        jul.setUseParentHandlers(false); // 3000 warnings on the console would hide the other cases' output
+        try {
+            long leaked = OwnedBuffer.leakedBuffers();
+            int n = 3000;
+            for (int i = 0; i < n; i++) {
+                HostBuffer.allocate(DType.FLOAT32, 16 * 1024); // 64 KiB, forgotten at once
+            }
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (OwnedBuffer.leakedBuffers() < leaked + n && System.nanoTime() < deadline) {
+                System.gc();
+                Thread.sleep(20);
+            }
+            long freed = OwnedBuffer.leakedBuffers() - leaked;
+            check(freed >= n, "the cleaner freed " + freed + " of " + n + " forgotten buffers in 60 s");
+            // At most 10 single warnings and one per power of ten (100, 1000, 10^4) over the whole count.
+            check(records.size() <= OwnedBuffer.LEAKS_LOGGED_INDIVIDUALLY + 3, records.size() + " warnings for " + freed + " leaks");
+            check(!records.isEmpty(), "leaks were not reported at all");
+        } finally {
+            jul.removeHandler(handler);
+            jul.setUseParentHandlers(parents);
+        }
     }
 
     // ---- DeviceBuffer and Backends ------------------------------------------------------------------
