@@ -61,7 +61,8 @@ public final class DeviceBuffer extends OwnedBuffer {
 
     /** Copies this buffer into {@code destination} (same type and length, any location); returns when done. */
     public void copyTo(Memory destination) {
-        Objects.requireNonNull(destination, "destination").require("destination", dtype(), length());
+        Objects.requireNonNull(destination, "destination").require("destination", dtype(), length())
+                .requireWritable("destination");
         backend.copy(destination, memory());
     }
 
