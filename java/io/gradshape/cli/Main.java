@@ -248,27 +248,39 @@ public final class Main {
             List<String> missing = m.getMissing().stream().map(Main::name).toList();
             return "missing required option" + (missing.size() > 1 ? "s " : " ") + String.join(", ", missing);
         }
+        if (e instanceof OverwrittenOptionException w) {
+            arg = w.getOverwritten();
+        } else if (e instanceof MissingParameterException m && m.getMissing().size() == 1) {
+            arg = m.getMissing().get(0); // "Missing required parameter for option '--lr'": the value is missing
+        } else if (arg == null && where != null && e.getMessage() != null) {
+            arg = optionNamedIn(e.getMessage(), where.getCommandSpec());
+        }
         if (arg instanceof OptionSpec o) {
             if (e instanceof OverwrittenOptionException) {
                 List<String> given = o.originalStringValues();
-                return o.longestName() + " given twice" + (given.isEmpty() || o.arity().max() == 0 ? ""
-                        : " ('" + given.get(0) + "' and '" + e.getValue() + "')");
+                return o.longestName() + " given more than once" + (given.isEmpty() || o.arity().max() == 0 ? "" : " (first as '" + given.get(0) + "')");
             }
             if (o.arity().max() == 0 && e.getValue() != null) {
                 return o.longestName() + " is a flag and takes no value";
             }
-            if (e instanceof MissingParameterException || "".equals(e.getValue())) {
+            if (e instanceof MissingParameterException || "".equals(e.getValue())
+                    || String.valueOf(e.getMessage()).startsWith("Expected parameter for option")) {
                 return o.longestName() + ": missing value " + o.paramLabel();
             }
             if (e.getCause() instanceof TypeConversionException t) {
                 return o.longestName() + ": '" + e.getValue() + "' " + t.getMessage();
             }
         }
-        if (e.getMessage() != null && e.getMessage().startsWith("Expected parameter for option")) {
-            // picocli: an option followed by another option instead of its value
-            return arg instanceof OptionSpec o ? o.longestName() + ": missing value " + o.paramLabel() : firstLine(e.getMessage());
-        }
         return firstLine(String.valueOf(e.getMessage()));
+    }
+
+    /**
+     * The option a picocli message names in quotes ({@code "Expected parameter for option '--lr' but found
+     * '--k'"}): some of its exceptions carry the option only in their text.
+     */
+    private static OptionSpec optionNamedIn(String message, CommandSpec spec) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("option '(-[^']*)'").matcher(message);
+        return m.find() ? spec.findOption(m.group(1)) : null;
     }
 
     private static String name(ArgSpec a) {
