@@ -127,7 +127,17 @@ public final class OutputDir {
             }
             // Staged on DIR's own file system (inside it, or beside it when it does not exist yet): the
             // moves below are renames, which either happen whole or not at all.
-            staging = createStaging(existed ? target : parent, existed ? STAGING_PREFIX : "." + target.getFileName() + STAGING_PREFIX);
+            try {
+                staging = createStaging(existed ? target : parent,
+                        existed ? STAGING_PREFIX : "." + target.getFileName() + STAGING_PREFIX);
+            } catch (FileSystemException e) {
+                // The staging folder is ours: name the folder the user gave, and why it cannot be written.
+                String why = e.getReason() != null ? e.getReason()
+                        : e instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                        : e instanceof java.nio.file.NoSuchFileException ? "no folder can be created there"
+                        : e.getClass().getSimpleName();
+                throw new FileSystemException(dir.toString(), null, "cannot write results here (" + why + ")");
+            }
             Path files = existed ? Files.createDirectory(staging.resolve("new")) : staging;
             for (Map.Entry<String, Writer> e : outputs.entrySet()) {
                 e.getValue().write(files.resolve(e.getKey()));
