@@ -124,9 +124,9 @@ final class DependenceCommand extends KernelCommand {
     private void checkPlane(OptionValues.IntPair pad, int h, int w, String expectation) {
         long hp = h + 2L * pad.first();
         long wp = w + 2L * pad.second();
-        // Each factor is below 2^33: the product cannot overflow a long.
-        check(hp * wp <= MAX_PLANE, "--padding", expectation + ": the padded map " + hp + " x " + wp
-                + " exceeds 2^31 - 1 positions");
+        // Each side checked first: both below 2^31, their product cannot overflow a long.
+        check(hp <= MAX_PLANE && wp <= MAX_PLANE && hp * wp <= MAX_PLANE, "--padding", expectation + ": the padded map "
+                + hp + " x " + wp + " exceeds 2^31 - 1 positions");
     }
 
     private int number(String name, String value, String expectation) {

@@ -300,7 +300,8 @@ class HostileCliTest {
             {"--kernel", "1", "--kernel: '1' must have both sizes odd and >= 3"},
             {"--kernel", "99999999999", "--kernel: '99999999999' is not a kernel size"},
             {"--kernel", "-3", "--kernel: '-3' is not a kernel size"},
-            {"--padding", "2147483647", "--padding: '2147483647' is too large"},
+            {"--padding", "2147483647", "--padding: '2147483647' is too large: the padded map 4294967295 x 4294967295"},
+            {"--padding", "2147483647,0", "--padding: '2147483647,0' is too large: the padded map 4294967295 x 1"},
             {"--padding", "-1,0", "--padding: '-1,0' must be two integers >= 0"},
             {"--padding", "1,99999999999", "--padding: '1,99999999999' is out of range for an integer"},
             {"--padding", "40000,40000", "--padding: '40000,40000' is too large: the padded map 80001 x 80001 exceeds"},
@@ -357,6 +358,10 @@ class HostileCliTest {
                 return a;
             }));
         }
+        cases.add(c("huge padding refused before the input is read", 2, "--padding: '2147483647' is too large",
+                d -> dependence(d.resolve("missing.npy"), "--padding", "2147483647", "--range", "channel")));
+        cases.add(c("huge kernel refused before the input is read", 2, "--kernel: '65537' is too large",
+                d -> dependence(d.resolve("missing.npy"), "--kernel", "65537")));
         cases.add(c("demo --repeats 0", 2, "--repeats: '0' must be from 1 to 1000", d -> List.of("demo", "--repeats", "0")));
         cases.add(c("demo --repeats 2^31", 2, "--repeats: '2147483648' is out of range for an integer",
                 d -> List.of("demo", "--repeats", "2147483648")));
