@@ -50,14 +50,14 @@ public final class OptionValues {
     }
 
     /** A finite number in decimal or scientific notation ({@code 0.1}, {@code -3}, {@code 1e-4}). */
-    public static final class Number implements ITypeConverter<Double> {
+    public static final class Decimal implements ITypeConverter<Double> {
         @Override
         public Double convert(String value) {
             return number(value);
         }
     }
 
-    /** As {@link Number}, rounded to float32; a value beyond float32's range is refused, not an infinity. */
+    /** As {@link Decimal}, rounded to float32; a value beyond float32's range is refused, not an infinity. */
     public static final class Float32 implements ITypeConverter<Float> {
         @Override
         public Float convert(String value) {

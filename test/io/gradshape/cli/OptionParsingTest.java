@@ -29,14 +29,14 @@ class OptionParsingTest {
                 description = "zero padding")
         OptionValues.IntPair padding;
 
-        @Option(names = "--lr", required = true, paramLabel = "X", converter = OptionValues.Number.class, description = "learning rate")
+        @Option(names = "--lr", required = true, paramLabel = "X", converter = OptionValues.Decimal.class, description = "learning rate")
         double lr;
 
         @Option(names = "--lrf", paramLabel = "X", defaultValue = "0.5", converter = OptionValues.Float32.class,
                 description = "learning rate in float32")
         float lrf;
 
-        @Option(names = "--momentum", paramLabel = "X", defaultValue = "0", converter = OptionValues.Number.class,
+        @Option(names = "--momentum", paramLabel = "X", defaultValue = "0", converter = OptionValues.Decimal.class,
                 description = "momentum")
         double momentum;
 
