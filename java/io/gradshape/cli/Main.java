@@ -164,6 +164,11 @@ public final class Main {
 
     /** The root command with {@code commands}, then every add-on that loads, and the hidden {@code help}. */
     static CommandLine commandLine(Terminal terminal, List<?> commands) {
+        return commandLine(terminal, commands, Main.class.getClassLoader());
+    }
+
+    /** As {@link #commandLine(Terminal, List)}, with the add-ons {@code addOnLoader} finds. */
+    static CommandLine commandLine(Terminal terminal, List<?> commands, ClassLoader addOnLoader) {
         CommandLine root = new CommandLine(new Root());
         for (Object c : commands) {
             CommandLine sub = new CommandLine(c);
@@ -172,7 +177,7 @@ public final class Main {
             }
             root.addSubcommand(sub);
         }
-        addOns(root, terminal.err());
+        addOns(root, terminal.err(), addOnLoader);
         root.addSubcommand(new Help());
         UsageText.install(root);
         // picocli writes nothing itself (help and errors go through run), but add-ons may use getOut/getErr.
@@ -192,8 +197,8 @@ public final class Main {
      * Adds the {@link AddOnCommand}s found on the classpath. One that cannot be loaded or added (a broken
      * jar, a name already taken) is left out with a warning: the other commands still run.
      */
-    private static void addOns(CommandLine root, PrintStream err) {
-        Iterator<AddOnCommand> found = ServiceLoader.load(AddOnCommand.class, Main.class.getClassLoader()).iterator();
+    private static void addOns(CommandLine root, PrintStream err, ClassLoader loader) {
+        Iterator<AddOnCommand> found = ServiceLoader.load(AddOnCommand.class, loader).iterator();
         while (true) {
             AddOnCommand addOn;
             try {
