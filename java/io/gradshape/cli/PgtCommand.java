@@ -97,6 +97,14 @@ final class PgtCommand extends KernelCommand {
         } else {
             targets = Inputs.float32(targetsFile);
             Inputs.requireShape(targetsFile, targets, z.shape(), "the shape of " + logitsFile);
+            float[] q = targets.floats();
+            for (int i = 0; i < q.length; i++) {
+                // NaN or infinity here would give a NaN loss and gradient without an error
+                if (!Float.isFinite(q[i])) {
+                    throw new InputException(targetsFile + ": q[" + i / classes + "][" + i % classes + "] is " + q[i]
+                            + "; targets must be finite");
+                }
+            }
         }
 
         float[] grad = new float[logits.length];

@@ -212,6 +212,16 @@ class HostileCliTest {
             Path y = write(d, "y.npy", NpyArray.of(new int[] {0, 1, 2}, 3));
             return List.of("pgt", "--logits", zf.toString(), "--labels", y.toString(), "--alpha", "1", "--out", "OUT");
         }));
+        cases.add(c("NaN in targets", 1, "qnan.npy: q[2][1] is NaN; targets must be finite", d -> {
+            float[] q = new float[12];
+            q[9] = Float.NaN;
+            return pgt(d, "--targets", write(d, "qnan.npy", NpyArray.of(q, 3, 4)).toString(), "--alpha", "0.25");
+        }));
+        cases.add(c("infinity in targets", 1, "qinf.npy: q[0][0] is Infinity; targets must be finite", d -> {
+            float[] q = new float[12];
+            q[0] = Float.POSITIVE_INFINITY;
+            return pgt(d, "--targets", write(d, "qinf.npy", NpyArray.of(q, 3, 4)).toString(), "--alpha", "0.25");
+        }));
         cases.add(c("grads of another shape", 1, "expected shape (2, 3, 3, 3)", d -> {
             List<String> a = sgd(d, "--lr", "0.1");
             a.set(4, write(d, "g2.npy", NpyArray.of(random(54, 8), 54)).toString());
