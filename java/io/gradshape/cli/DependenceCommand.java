@@ -1,6 +1,7 @@
 package io.gradshape.cli;
 
 import io.gradshape.SpatialDependence;
+import io.gradshape.io.Npy;
 import io.gradshape.io.NpyArray;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
@@ -107,6 +108,9 @@ final class DependenceCommand extends KernelCommand {
             throw new InputException(input + ": empty feature map " + x.shapeString());
         }
         checkPlane(pad, h, w, "is too large for the " + h + "x" + w + " maps of " + input);
+        // nmi.npy holds C x kh x kw floats: one Java array.
+        check((long) c * kernel.height() * kernel.width() <= Npy.MAX_ELEMENTS, "--kernel", "is too large for the " + c
+                + " channels of " + input + ": nmi.npy [C][kh][kw] would exceed " + Npy.MAX_ELEMENTS + " elements");
         SpatialDependence.Result r = SpatialDependence.compute(common.backend(), x.memory(), n, c, h, w, options);
 
         terminal.out().print(r);
