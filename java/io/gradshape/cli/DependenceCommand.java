@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
             "pair set, zeros kept, k = 5, T_k per channel then the NaN-mean). See docs/spatial_dependence.md."})
 final class DependenceCommand extends KernelCommand {
     /** Largest kernel size per axis: the library's limit (far above any convolution trained today). */
-    static final int MAX_KERNEL = 1023;
+    static final int MAX_KERNEL = io.gradshape.SpatialDependence.MAX_KERNEL;
     /** The kernels index one padded plane with 32-bit integers: (H + 2 PH)(W + 2 PW) must fit. */
     static final long MAX_PLANE = Integer.MAX_VALUE;
 
