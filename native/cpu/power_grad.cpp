@@ -50,6 +50,8 @@ typedef float vf __attribute__((vector_size(4 * W)));
 typedef int32_t vi __attribute__((vector_size(4 * W)));
 typedef float vf8 __attribute__((vector_size(32)));
 typedef float vf4 __attribute__((vector_size(16)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+typedef int32_t vi4 __attribute__((vector_size(16)));
 typedef double vd8 __attribute__((vector_size(64)));
 
 // Elements per float32 partial sum: 64 vectors, so each lane adds at most 64 values.
@@ -75,14 +77,20 @@ GS_INLINE vf load_part(const float* p, int64_t n, float pad) {
     std::memcpy(buf, p, size_t(n) * sizeof(float));
     return load(buf);
 }
+// Lane by lane: a short scalar loop, where a store to a buffer and a memcpy out of it would make the
+// next loads of these elements wait on a failed store-to-load forwarding.
 GS_INLINE void store_part(float* p, vf v, int64_t n) {
-    float buf[W];
-    store(buf, v);
-    std::memcpy(p, buf, size_t(n) * sizeof(float));
+    for (int64_t k = 0; k < n; ++k) p[k] = v[k];
 }
 GS_INLINE vi lanes_below(int64_t n) {
     const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     return iota < int32_t(n);
+}
+// The last n < W elements, other lanes pad. readable: elements that may be read from p, which
+// covers the following rows of the calling thread's block (never rows another thread may be
+// writing): a full load then, lanes past n replaced, instead of a copy through a buffer.
+GS_INLINE vf load_tail(const float* p, int64_t n, int64_t readable, float pad) {
+    return readable >= W ? (lanes_below(n) ? load(p) : splat(pad)) : load_part(p, n, pad);
 }
 // Lane sum in float: a tree of 4 additions (error bound included in the header comment).
 GS_INLINE float lane_sum(vf v) {
@@ -90,6 +98,20 @@ GS_INLINE float lane_sum(vf v) {
                   __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
     const vf4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
     return (b[0] + b[2]) + (b[1] + b[3]);
+}
+GS_INLINE float lane_max(vf v) {
+    const vf8 a0 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), a1 = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    const vf8 a = a0 > a1 ? a0 : a1;
+    const vf4 b0 = __builtin_shufflevector(a, a, 0, 1, 2, 3), b1 = __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    const vf4 b = b0 > b1 ? b0 : b1;
+    return std::max(std::max(b[0], b[1]), std::max(b[2], b[3]));
+}
+GS_INLINE int32_t lane_max(vi v) {
+    const vi8 a0 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), a1 = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    const vi8 a = a0 > a1 ? a0 : a1;
+    const vi4 b0 = __builtin_shufflevector(a, a, 0, 1, 2, 3), b1 = __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    const vi4 b = b0 > b1 ? b0 : b1;
+    return std::max(std::max(b[0], b[1]), std::max(b[2], b[3]));
 }
 GS_INLINE double lane_sum(vd8 v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 GS_INLINE vd8 low_half(vf v) { return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), vd8); }
@@ -165,7 +187,7 @@ struct Stats {
     }
 };
 
-GS_INLINE Stats stats_of(const float* z, int64_t n) {
+GS_INLINE Stats stats_of(const float* z, int64_t n, int64_t readable) {
     vf mx = splat(-kInf), mn = splat(kInf);
     // Largest magnitude bit pattern: >= 0x7f800000 exactly when a lane saw +-inf or NaN (NaN itself
     // compares false and leaves max / min alone).
@@ -178,15 +200,11 @@ GS_INLINE Stats stats_of(const float* z, int64_t n) {
     };
     int64_t i = 0;
     for (; i + W <= n; i += W) step(load(z + i));
-    if (i < n) step(load_part(z + i, n - i, z[i]));  // padded with a value of the row: changes nothing
+    if (i < n) step(load_tail(z + i, n - i, readable - i, z[i]));  // padded with a value of the row: changes nothing
     Stats s;
-    int32_t t = 0;
-    for (int k = 0; k < W; ++k) {
-        s.max = std::max(s.max, mx[k]);
-        s.min = std::min(s.min, mn[k]);
-        t = std::max(t, top[k]);
-    }
-    s.nonfinite = t >= 0x7f800000;
+    s.max = lane_max(mx);
+    s.min = -lane_max(-mn);
+    s.nonfinite = lane_max(top) >= 0x7f800000;
     return s;
 }
 
@@ -207,7 +225,7 @@ struct Sums {
 // One chunk (n <= kChunk) of a row whose max - min is below kWideRange, so d is finite and so is
 // every float32 block sum.
 template <bool kTargets, bool kOne>
-GS_INLINE Sums exp_chunk(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
+GS_INLINE Sums exp_chunk(const float* z, const float* t, float* g, int64_t n, int64_t readable, float m, float alpha) {
     Sums out;
     vd8 t0 = vd8{}, t1 = vd8{}, u0 = vd8{}, u1 = vd8{};
     auto targets = [&](vf tv, vf d) __attribute__((always_inline)) {
@@ -240,13 +258,13 @@ GS_INLINE Sums exp_chunk(const float* z, const float* t, float* g, int64_t n, fl
         // Padded with m: d = 0 there, e and e^(alpha d) masked to 0, targets padded with 0.
         const int64_t rest = n - i;
         const vi valid = lanes_below(rest);
-        const vf d = load_part(z + i, rest, m) - m;
+        const vf d = load_tail(z + i, rest, readable - i, m) - m;
         const vf e = valid ? expv(d) : vf{};
         const vf ea = kOne ? e : (valid ? expv(d * alpha) : vf{});
         out.s += lane_sum(e);
         out.sa += kOne ? 0.0 : lane_sum(ea);
         out.sd += lane_sum(d);
-        if (kTargets) targets(load_part(t + i, rest, 0.0f), d);
+        if (kTargets) targets(load_tail(t + i, rest, readable - i, 0.0f), d);
         store_part(g + i, ea, rest);
     }
     if (kOne) out.sa = out.s;
@@ -257,10 +275,12 @@ GS_INLINE Sums exp_chunk(const float* z, const float* t, float* g, int64_t n, fl
     return out;
 }
 
-GS_INLINE Sums exp_of(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
+GS_INLINE Sums exp_of(const float* z, const float* t, float* g, int64_t n, int64_t readable, float m, float alpha) {
     const bool one = alpha == 1.0f;
-    if (t != nullptr) return one ? exp_chunk<true, true>(z, t, g, n, m, alpha) : exp_chunk<true, false>(z, t, g, n, m, alpha);
-    return one ? exp_chunk<false, true>(z, t, g, n, m, alpha) : exp_chunk<false, false>(z, t, g, n, m, alpha);
+    if (t != nullptr) {
+        return one ? exp_chunk<true, true>(z, t, g, n, readable, m, alpha) : exp_chunk<true, false>(z, t, g, n, readable, m, alpha);
+    }
+    return one ? exp_chunk<false, true>(z, t, g, n, readable, m, alpha) : exp_chunk<false, false>(z, t, g, n, readable, m, alpha);
 }
 
 // A row of logits beyond about +-6e29: every difference and sum in float64, one element at a time
@@ -291,47 +311,37 @@ GS_INLINE void scale_of(float* g, const float* t, int64_t n, float inv, float ba
     int64_t i = 0;
     if (t != nullptr) {
         for (; i + W <= n; i += W) store(g + i, load(g + i) * inv - base - load(t + i) * keep);
-        if (i < n) store_part(g + i, load_part(g + i, n - i, 0.0f) * inv - base - load_part(t + i, n - i, 0.0f) * keep, n - i);
+        for (; i < n; ++i) g[i] = g[i] * inv - base - t[i] * keep;
     } else {
         for (; i + W <= n; i += W) store(g + i, load(g + i) * inv - base);
-        if (i < n) store_part(g + i, load_part(g + i, n - i, 0.0f) * inv - base, n - i);
+        for (; i < n; ++i) g[i] = g[i] * inv - base;
     }
 }
 
 // ---- rows ----------------------------------------------------------------------------------------
 
-// The three passes over the chunks of one row, run inline (inside a clone, many rows per call) or
-// split across the pool (one long row at a time, each chunk through a clone).
-struct InlineChunks {
-    GS_INLINE static Stats stats(const float* z, int64_t n) { return stats_of(z, n); }
-    GS_INLINE static Sums exps(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
-        return exp_of(z, t, g, n, m, alpha);
-    }
-    GS_INLINE static void scale(float* g, const float* t, int64_t n, float inv, float base, float keep) {
-        scale_of(g, t, n, inv, base, keep);
-    }
+// The passes over a row longer than one chunk: one chunk per call of these clones, whether the
+// chunks of a row run on one thread or across the pool. Always the same compiled code for them: the
+// copy inlined into rows_clone may contract other products into FMAs than these do, and the
+// gradient would then differ in its last bit with the thread count.
+GS_CLONES Stats stats_clone(const float* z, int64_t n) { return stats_of(z, n, n); }
+GS_CLONES Sums exp_clone(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
+    return exp_of(z, t, g, n, n, m, alpha);
+}
+GS_CLONES void scale_clone(float* g, const float* t, int64_t n, float inv, float base, float keep) {
+    scale_of(g, t, n, inv, base, keep);
+}
+
+// Where the chunks of one long row run: in order on this thread (inside rows_clone, many rows per
+// call), or across the pool (one row at a time, when there are too few rows to share out).
+struct InOrder {
     template <class Body>
     GS_INLINE static void each(int64_t chunks, Body&& body) {
         for (int64_t c = 0; c < chunks; ++c) body(c);
     }
 };
 
-GS_CLONES Stats stats_clone(const float* z, int64_t n) { return stats_of(z, n); }
-GS_CLONES Sums exp_clone(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
-    return exp_of(z, t, g, n, m, alpha);
-}
-GS_CLONES void scale_clone(float* g, const float* t, int64_t n, float inv, float base, float keep) {
-    scale_of(g, t, n, inv, base, keep);
-}
-
-struct SplitChunks {
-    static Stats stats(const float* z, int64_t n) { return stats_clone(z, n); }
-    static Sums exps(const float* z, const float* t, float* g, int64_t n, float m, float alpha) {
-        return exp_clone(z, t, g, n, m, alpha);
-    }
-    static void scale(float* g, const float* t, int64_t n, float inv, float base, float keep) {
-        scale_clone(g, t, n, inv, base, keep);
-    }
+struct AcrossPool {
     template <class Body>
     static void each(int64_t chunks, Body&& body) {
         gs::parallel_for(chunks, 1, [&](int64_t begin, int64_t end) {
@@ -340,8 +350,38 @@ struct SplitChunks {
     }
 };
 
+// The scalar end of a row, one function for every row: inlined into the clones, its float64
+// expressions could be contracted into FMAs there and not in the split path's baseline code, and the
+// result would depend on the thread count.
+struct RowEnd {
+    float inv, base, keep, gy;  // the write's factors in float, and the label's gradient
+    double loss;
+};
+
+__attribute__((noinline)) RowEnd row_end(const Problem& p, const Sums& sums, double dy, double ey, bool targets) {
+    // sums.s >= 1 (the maximum contributes e^0) and sums.sa >= 1 likewise: the log and the quotient
+    // are finite.
+    const double lse = std::log(sums.s);
+    const double inv = p.scale / sums.sa;
+    const double base = p.scale * p.spread;
+    RowEnd f;
+    // The write in float: each element is one rounding of values below 1 in magnitude.
+    f.inv = float(inv);
+    f.base = float(base);
+    f.keep = float(p.scale * p.keep);
+    if (targets) {
+        // -sum q log p = lse sum q - sum q (z - m), q = keep t + spread
+        f.gy = 0.0f;
+        f.loss = lse * (p.keep * sums.st + p.smoothing) - (p.keep * sums.std_ + p.spread * sums.sd);
+    } else {
+        f.gy = float(ey * inv - base - p.scale * p.keep);
+        f.loss = lse - p.keep * dy - p.spread * sums.sd;
+    }
+    return f;
+}
+
 template <class Chunks>
-GS_INLINE void row(const Problem& p, int64_t r, Partial& part) {
+GS_INLINE void row(const Problem& p, int64_t r, int64_t readable, Partial& part) {
     const int64_t n = p.classes;
     const float* z = p.logits + r * n;
     float* g = p.grad + r * n;
@@ -369,10 +409,10 @@ GS_INLINE void row(const Problem& p, int64_t r, Partial& part) {
     auto length = [n](int64_t c) { return std::min(kChunk, n - c * kChunk); };
     Stats stats;
     if (chunks == 1) {
-        stats = Chunks::stats(z, n);
+        stats = stats_of(z, n, readable);
     } else {
         std::vector<Stats> each(static_cast<size_t>(chunks));
-        Chunks::each(chunks, [&](int64_t c) { each[size_t(c)] = Chunks::stats(z + c * kChunk, length(c)); });
+        Chunks::each(chunks, [&](int64_t c) { each[size_t(c)] = stats_clone(z + c * kChunk, length(c)); });
         for (const Stats& s : each) stats.add(s);
     }
     if (stats.nonfinite) {
@@ -392,42 +432,30 @@ GS_INLINE void row(const Problem& p, int64_t r, Partial& part) {
     if (double(stats.max) - double(stats.min) > kWideRange) {
         sums = wide_row_sums(z, t, g, n, m, p.alpha);
     } else if (chunks == 1) {
-        sums = Chunks::exps(z, t, g, n, m, p.alpha);
+        sums = exp_of(z, t, g, n, readable, m, p.alpha);
     } else {
         std::vector<Sums> each(static_cast<size_t>(chunks));
         Chunks::each(chunks, [&](int64_t c) {
-            each[size_t(c)] = Chunks::exps(z + c * kChunk, t ? t + c * kChunk : nullptr, g + c * kChunk, length(c), m, p.alpha);
+            each[size_t(c)] = exp_clone(z + c * kChunk, t ? t + c * kChunk : nullptr, g + c * kChunk, length(c), m, p.alpha);
         });
         for (const Sums& s : each) sums.add(s);
     }
-    // sums.s >= 1 (the maximum contributes e^0) and sums.sa >= 1 likewise: both logs are finite.
-    const double lse = std::log(sums.s);
-    const double inv = p.scale / sums.sa;
-    const double base = p.scale * p.spread;
-    // The write in float: each element is one rounding of values below 1 in magnitude.
-    const float inv_f = float(inv), base_f = float(base), keep_f = float(p.scale * p.keep);
     const double ey = t == nullptr ? double(g[y]) : 0.0;  // e^(alpha d_y), before the write
+    const RowEnd f = row_end(p, sums, dy, ey, t != nullptr);
     if (chunks == 1) {
-        Chunks::scale(g, t, n, inv_f, base_f, keep_f);
+        scale_of(g, t, n, f.inv, f.base, f.keep);
     } else {
         Chunks::each(chunks, [&](int64_t c) {
-            Chunks::scale(g + c * kChunk, t ? t + c * kChunk : nullptr, length(c), inv_f, base_f, keep_f);
+            scale_clone(g + c * kChunk, t ? t + c * kChunk : nullptr, length(c), f.inv, f.base, f.keep);
         });
     }
-    double loss;
-    if (t != nullptr) {
-        // -sum q log p = lse sum q - sum q (z - m), q = keep t + spread
-        loss = lse * (p.keep * sums.st + p.smoothing) - (p.keep * sums.std_ + p.spread * sums.sd);
-    } else {
-        g[y] = float(ey * inv - base - p.scale * p.keep);
-        loss = lse - p.keep * dy - p.spread * sums.sd;
-    }
-    if (p.none) p.loss[r] = float(loss);
-    part.loss += loss;
+    if (t == nullptr) g[y] = f.gy;
+    if (p.none) p.loss[r] = float(f.loss);
+    part.loss += f.loss;
 }
 
 GS_CLONES void rows_clone(const Problem& p, int64_t begin, int64_t end, Partial& part) {
-    for (int64_t r = begin; r < end; ++r) row<InlineChunks>(p, r, part);
+    for (int64_t r = begin; r < end; ++r) row<InOrder>(p, r, (end - r) * p.classes, part);
 }
 
 // Row blocks depend on the row length only: the same blocks, hence the same sums, on any pool size.
@@ -484,7 +512,7 @@ extern "C" int gs_pg_cpu(const float* logits, int32_t rows, int32_t classes, con
         if (classes > kChunk && rows < 2 * gs::thread_count()) {
             // Too few rows to keep the pool busy: one row at a time, its chunks across the pool.
             // per_block is 1 at this length, so partial b is row b, as in the other branch.
-            for (int64_t r = 0; r < rows; ++r) row<SplitChunks>(p, r, partials[size_t(r)]);
+            for (int64_t r = 0; r < rows; ++r) row<AcrossPool>(p, r, p.classes, partials[size_t(r)]);
         } else {
             gs::parallel_for(blocks, 1, [&](int64_t begin, int64_t end) {
                 for (int64_t b = begin; b < end; ++b) {
