@@ -87,6 +87,15 @@ int gs_cuda_set_device(int32_t device) {
     return GS_OK;
 }
 
+int gs_cuda_exchange_device(int32_t device, int32_t* previous) {
+    int current = 0;
+    GS_CUDA_CHECK(cudaGetDevice(&current));
+    // Switching is not free (and may create a context): only when the device differs.
+    if (current != device) GS_CUDA_CHECK(cudaSetDevice(device));
+    *previous = current;
+    return GS_OK;
+}
+
 int gs_cuda_malloc(int64_t bytes, int64_t* address) {
     void* p = nullptr;
     // cudaMalloc(0) returns NULL; a unique non-null address keeps "owned" and "closed" distinct.

@@ -31,6 +31,8 @@ public final class CudaNative {
 
     public static native int gs_cuda_set_device(int device);
 
+    public static native int gs_cuda_exchange_device(int device, @Cast("int32_t*") int[] previous);
+
     public static native int gs_cuda_malloc(long bytes, @Cast("int64_t*") long[] address);
 
     public static native int gs_cuda_free(@Cast("void*") long address);
