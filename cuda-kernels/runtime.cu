@@ -104,6 +104,18 @@ int gs_cuda_malloc(int64_t bytes, int64_t* address) {
     return GS_OK;
 }
 
+int gs_cuda_malloc_async(int64_t bytes, int64_t* address, gs_stream stream) {
+    void* p = nullptr;
+    GS_CUDA_CHECK(cudaMallocAsync(&p, bytes == 0 ? 256 : size_t(bytes), gs::as_stream(stream)));
+    *address = int64_t(reinterpret_cast<intptr_t>(p));
+    return GS_OK;
+}
+
+int gs_cuda_free_async(void* address, gs_stream stream) {
+    GS_CUDA_CHECK(cudaFreeAsync(address, gs::as_stream(stream)));
+    return GS_OK;
+}
+
 int gs_cuda_free(void* address) {
     GS_CUDA_CHECK(cudaFree(address));
     return GS_OK;

@@ -580,6 +580,37 @@ cudaError_t cudaFree(void* p) {
     return cudaSuccess;
 }
 
+cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
+    count_stream(s);
+    std::lock_guard<std::mutex> lock(state_mutex);
+    counters.stream_mallocs += 1;
+    *p = nullptr;
+    if (fail_mallocs > 0) {
+        --fail_mallocs;
+        return record(cudaErrorMemoryAllocation);
+    }
+    if (bytes == 0) return cudaSuccess;
+    void* q = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+    if (q == nullptr) return record(cudaErrorMemoryAllocation);
+    allocations[q] = Allocation{bytes, current_device};
+    live_bytes += int64_t(bytes);
+    *p = q;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
+    count_stream(s);
+    std::lock_guard<std::mutex> lock(state_mutex);
+    counters.stream_frees += 1;
+    if (p == nullptr) return cudaSuccess;
+    auto it = allocations.find(p);
+    if (it == allocations.end()) return record(cudaErrorInvalidValue);
+    live_bytes -= int64_t(it->second.bytes);
+    allocations.erase(it);
+    std::free(p);
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     std::lock_guard<std::mutex> lock(state_mutex);
     *total_bytes = kDeviceMemory;

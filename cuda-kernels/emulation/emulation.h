@@ -23,7 +23,8 @@ typedef struct gs_emu_counters {
     int64_t device_attribute_queries;
     int64_t func_attribute_queries;   /* cudaFuncGetAttributes + cudaFuncSetAttribute */
     int64_t occupancy_queries;
-    int64_t mallocs, frees;
+    int64_t mallocs, frees;           /* cudaMalloc, cudaFree (which synchronizes the device) */
+    int64_t stream_mallocs, stream_frees; /* cudaMallocAsync, cudaFreeAsync (which do not) */
     int64_t frees_on_other_device;    /* cudaFree while another device than the buffer's was current */
     int64_t launches, failed_launches;
     int64_t synchronizations;

@@ -73,6 +73,11 @@ int gs_cuda_set_device(int32_t device);
 int gs_cuda_exchange_device(int32_t device, int32_t* previous);
 int gs_cuda_malloc(int64_t bytes, int64_t* address);
 int gs_cuda_free(void* address);
+/* Stream-ordered allocation (cudaMallocAsync / cudaFreeAsync): usable by work queued on stream after
+ * the call, freed after the work queued before the free; neither synchronizes the device. bytes == 0
+ * still gives a unique address. */
+int gs_cuda_malloc_async(int64_t bytes, int64_t* address, gs_stream stream);
+int gs_cuda_free_async(void* address, gs_stream stream);
 int gs_cuda_mem_get_info(int64_t* free_bytes, int64_t* total_bytes);
 /* cudaMemcpyAsync with cudaMemcpyDefault: host or device on either side (unified addressing). */
 int gs_cuda_memcpy(void* dst, const void* src, int64_t bytes, gs_stream stream);
