@@ -4,7 +4,6 @@
 // is one legal schedule of a CUDA stream; the stream of every operation is counted so that tests can
 // see which stream host code used.
 #include <pthread.h>
-#include <ucontext.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -101,7 +101,7 @@ struct Barrier {
 };
 
 struct Fiber {
-    ucontext_t context;
+    void* sp = nullptr;  // saved stack pointer while switched out
     Barrier* waiting = nullptr;
     unsigned long wait_generation = 0;
     bool done = false;
@@ -195,12 +195,45 @@ void run_thread(Launch& l, int t) {
 
 // ---- Fibers --------------------------------------------------------------------------------------
 
-thread_local ucontext_t scheduler_context;
+// A stack switch that saves only what the x86-64 SysV ABI makes callee-saved (rbp, rbx, r12-r15,
+// the SSE control word and the x87 control word). swapcontext would also save the signal mask with
+// a system call on every switch, which made it half of the emulation's run time.
+extern "C" void gs_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .p2align 4
+    .type gs_emu_switch, @function
+gs_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size gs_emu_switch, .-gs_emu_switch
+)");
+
+thread_local void* scheduler_sp = nullptr;
 constexpr size_t kFiberStack = 256 * 1024;
 
 void yield_fiber() {
     Fiber* f = running_fiber;
-    swapcontext(&f->context, &scheduler_context);
+    gs_emu_switch(&f->sp, scheduler_sp);
 }
 
 struct FiberStart {
@@ -208,27 +241,40 @@ struct FiberStart {
     int thread;
     Fiber* fiber;
 };
+thread_local FiberStart* starting = nullptr;
 
-void fiber_entry(unsigned lo, unsigned hi) {
-    auto* s = reinterpret_cast<FiberStart*>((uintptr_t(hi) << 32) | uintptr_t(lo));
+// First code on a fiber's stack (reached by gs_emu_switch's ret); never returns: a finished fiber
+// switches to the scheduler for good.
+[[noreturn]] void fiber_entry() {
+    FiberStart* s = starting;
     run_thread(*s->launch, s->thread);
     s->fiber->done = true;
-    // Returning resumes uc_link: the scheduler.
+    void* unused = nullptr;
+    gs_emu_switch(&unused, scheduler_sp);
+    __builtin_unreachable();
 }
 
-void run_block_fibers(Launch& l, std::vector<Fiber>& fibers, std::vector<char>& stacks, std::vector<FiberStart>& starts) {
+// A fresh stack laid out as gs_emu_switch leaves a switched-out one: control words, six registers,
+// then the return address fiber_entry. After the ret, rsp is 8 mod 16, as at any function entry.
+void* initial_stack(char* base, size_t size) {
+    auto top = reinterpret_cast<uintptr_t>(base + size) & ~uintptr_t(15);
+    auto* sp = reinterpret_cast<uint64_t*>(top);
+    *--sp = 0;  // alignment slot: fiber_entry starts with rsp = top - 8
+    *--sp = reinterpret_cast<uint64_t>(&fiber_entry);
+    for (int r = 0; r < 6; ++r) *--sp = 0;  // rbp, rbx, r12-r15
+    *--sp = uint64_t(0x037F) << 32 | 0x1F80;  // x87 control word (high half), MXCSR (low half): defaults
+    return sp;
+}
+
+void run_block_fibers(Launch& l, std::vector<Fiber>& fibers, char* stacks, std::vector<FiberStart>& starts) {
     for (int t = 0; t < l.threads; ++t) {
         Fiber& f = fibers[t];
         f.done = false;
         f.waiting = nullptr;
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = stacks.data() + size_t(t) * kFiberStack;
-        f.context.uc_stack.ss_size = kFiberStack;
-        f.context.uc_link = &scheduler_context;
+        f.sp = initial_stack(stacks + size_t(t) * kFiberStack, kFiberStack);
         starts[t] = FiberStart{&l, t, &f};
-        const uintptr_t p = reinterpret_cast<uintptr_t>(&starts[t]);
-        makecontext(&f.context, reinterpret_cast<void (*)()>(fiber_entry), 2, unsigned(p & 0xffffffffu), unsigned(p >> 32));
     }
+    std::vector<bool> started(size_t(l.threads), false);
     int remaining = l.threads;
     while (remaining > 0) {
         bool progress = false;
@@ -238,7 +284,11 @@ void run_block_fibers(Launch& l, std::vector<Fiber>& fibers, std::vector<char>& 
             f.waiting = nullptr;
             running_fiber = &f;
             current = &l.state[t];
-            swapcontext(&scheduler_context, &f.context);
+            if (!started[t]) {
+                started[t] = true;
+                starting = &starts[t];
+            }
+            gs_emu_switch(&scheduler_sp, f.sp);
             running_fiber = nullptr;
             progress = true;
             if (f.done) --remaining;
@@ -358,7 +408,8 @@ cudaError_t run_grid(const void* kernel, const Config& c, void (*body)(void*), v
     grid_dim = c.grid;
 
     std::vector<Fiber> fibers;
-    std::vector<char> stacks;
+    // Not zero-filled: only the pages a fiber touches are ever mapped in.
+    std::unique_ptr<char[]> stacks;
     std::vector<FiberStart> starts;
     Pool pool;
     pool.launch = &l;
@@ -366,7 +417,7 @@ cudaError_t run_grid(const void* kernel, const Config& c, void (*body)(void*), v
     std::vector<WorkerArg> worker_args;
     if (fiber_mode) {
         fibers.resize(size_t(threads));
-        stacks.resize(size_t(threads) * kFiberStack);
+        stacks.reset(new char[size_t(threads) * kFiberStack]);
         starts.resize(size_t(threads));
     } else {
         workers.resize(size_t(threads));
@@ -392,7 +443,7 @@ cudaError_t run_grid(const void* kernel, const Config& c, void (*body)(void*), v
         for (auto& w : l.warp_barrier) w.reset(32);
         std::fill(l.exchanges.begin(), l.exchanges.end(), 0u);
         if (fiber_mode) {
-            run_block_fibers(l, fibers, stacks, starts);
+            run_block_fibers(l, fibers, stacks.get(), starts);
         } else {
             std::unique_lock<std::mutex> lock(pool.m);
             pool.finished = 0;

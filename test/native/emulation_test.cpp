@@ -8,6 +8,7 @@
 // Inputs are fresh random numbers each run; the seed is printed first and in every failure
 // (GS_EMU_SEED=<seed> repeats a run). GS_EMU_MODE=threads runs CUDA threads as OS threads.
 #include <cfloat>
+#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <cstdarg>
@@ -279,7 +280,7 @@ void run_sd(Context& c, const SdCase& s) {
     }
     c.check(kept_dev.get(1)[0] == kept_cpu, format("g_kept_previous: cuda %d, cpu %d", kept_dev.get(1)[0], kept_cpu));
     const auto counters = gs_emu_get_counters();
-    c.detail = format("table_bins %d, %lld pairs binned, %lld histogram launches, g[0] %.4f kept %d", tb, (long long) total,
+    c.detail = format("table_bins %d, %lld pairs binned, %lld launches in phases 2 and 3, g[0] %.4f kept %d", tb, (long long) total,
                       (long long) counters.launches, double(gv[0]), kept_cpu);
 }
 
@@ -1025,9 +1026,11 @@ int main(int argc, char** argv) {
         Context c;
         c.name = k.name;
         c.rng.seed(seed + 7919 * i);  // each case its own stream: a filtered run sees the same inputs
+        const auto start = std::chrono::steady_clock::now();
         try {
             k.run(c);
-            std::printf("PASS %s | %s\n", k.name.c_str(), c.detail.c_str());
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+            std::printf("PASS %s | %s%s%.0f ms\n", k.name.c_str(), c.detail.c_str(), c.detail.empty() ? "" : ", ", ms);
             ++passed;
         } catch (const Failure& f) {
             std::printf("FAIL %s | %s (GS_EMU_SEED=%llu)\n", k.name.c_str(), f.message.c_str(), (unsigned long long) seed);
