@@ -80,6 +80,7 @@ struct Params {
     float keep;    // 1 - smoothing
     float spread;  // smoothing / C
     float smoothing;
+    float inv_c;  // 1 / C: see index_loss
 };
 
 // e^(alpha d) for d = z - m <= 0 given e = e^d, without a second exponential when alpha is 1 or 0.
@@ -311,26 +312,32 @@ __device__ __forceinline__ void fill_row(float* g, long long classes, int lane, 
 }
 
 // The one non-finite rule (as the CPU's): a row is non-finite iff one of its logits (or of its
-// probability targets) is NaN or +-inf. Finite rows of any magnitude stay finite: sum z is kept in
-// float64 (finite for finite floats, non-finite iff one of them is), and the loss is formed in
-// float64 from m - z differences, which overflow float for logits like {3e38, -3e38}.
+// probability targets) is NaN or +-inf. Finite rows of any magnitude stay finite, without float64
+// registers in the hot loops (they spilled): where z - m overflows float (logits like {3e38, -3e38})
+// its halves do not, so the row statistic is the half gap h = sum (m/2 - z/2) / C: terms in
+// [0, FLT_MAX / C], no cancellation (an all-1e38 row gives exactly 0), finite iff every logit is.
+// The probability targets' sum q (z - m) is kept as sum q (z/2 - m/2), finite for probability rows.
+// The row loss is then formed in float64.
 
 // Per row, after the reductions: the loss of one row for class-index targets.
-__device__ __forceinline__ double index_loss(const Params& p, float lse, float m, float zy, double sum_z) {
-    // -sum q log p = lse + keep (m - z_y) + (smoothing / C) sum (m - z)
-    const double md = m;
-    return double(lse) + double(p.keep) * (md - double(zy)) + double(p.smoothing) * (md - sum_z / double(p.classes));
+__device__ __forceinline__ double index_loss(const Params& p, float lse, float m, float zy, float half_gap) {
+    // -sum q log p = lse + keep (m - z_y) + smoothing mean(m - z)
+    return double(lse) + double(p.keep) * (double(m) - double(zy)) + double(p.smoothing) * 2.0 * double(half_gap);
 }
 
+// A term of the half gap (see above).
+__device__ __forceinline__ float half_gap_term(const Params& p, float m, float z) { return (0.5f * m - 0.5f * z) * p.inv_c; }
+
 // Per row, once its gradient is written: the row's loss into the tally (and into p.loss for NONE).
-// Probability targets: every thread holds its share lse * qsum - qd of -sum q log p; class indices:
+// Probability targets: every thread holds its share lse * qsum - 2 qh of -sum q log p (qh = sum
+// q (z/2 - m/2)); class indices:
 // the leader has what index_loss needs. Called by all G threads of the row (row_sum1 synchronises).
 template <int G, bool PROBS>
 __device__ __forceinline__ void account_row(const Params& p, Tally& tally, long long row, bool leader, float lse,
-                                            double qsum, double qd, float m, float zy, double sz, double* red_loss) {
+                                            float qsum, float qh, float m, float zy, float sz, double* red_loss) {
     if (leader) tally.counted += 1;
     if (PROBS) {
-        const double part = double(lse) * qsum - qd;
+        const double part = double(lse) * double(qsum) - 2.0 * double(qh);
         if (p.reduction == GS_PG_REDUCTION_NONE) {
             const double row_loss = row_sum_d<G>(part, red_loss);
             if (leader) {
@@ -347,10 +354,10 @@ __device__ __forceinline__ void account_row(const Params& p, Tally& tally, long 
     }
 }
 
-// Probability targets: whether any target of the row is NaN or +-inf (qsum, this thread's float64
-// sum of q, is finite for finite targets). Called by all G threads of the row.
+// Probability targets: whether any target of the row is NaN or +-inf (qsum, this thread's sum of q,
+// is finite for probability rows). Called by all G threads of the row.
 template <int G>
-__device__ __forceinline__ bool targets_nonfinite(double qsum, float* red_flag) {
+__device__ __forceinline__ bool targets_nonfinite(float qsum, float* red_flag) {
     return row_sum1<G>(isfinite(qsum) ? 0.0f : 1.0f, red_flag) != 0.0f;
 }
 
@@ -388,7 +395,6 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
     __shared__ float red_max[W];
     __shared__ float4 red_sum[W];
     __shared__ double red_loss[W];
-    __shared__ double red_sz[W];
     __shared__ float red_flag[W];
 
     const int C = p.classes;
@@ -449,8 +455,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
         }
         m = row_max<G>(m, red_max);
 
-        float s = 0.0f, sa = 0.0f;
-        double sz = 0.0;
+        float s = 0.0f, sa = 0.0f, sz = 0.0f;  // sz: the half gap, see index_loss
 #pragma unroll
         for (int k = 0; k < 4 * V; ++k) {
             if (k < valid) {
@@ -459,15 +464,15 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
                 const float ea = exp_alpha(p, d, e);
                 s += e;
                 sa += ea;
-                sz += z[k];
+                sz += half_gap_term(p, m, z[k]);
                 if (!PROBS) z[k] = ea;  // class indices need only e^(alpha d) from here on
             }
         }
-        const float4 sums = row_sum<G>(make_float4(s, sa, 0.0f, zy), red_sum);
+        const float4 sums = row_sum<G>(make_float4(s, sa, sz, zy), red_sum);
         s = sums.x;
         sa = sums.y;
+        sz = sums.z;
         zy = sums.w;
-        sz = row_sum_d<G>(sz, red_sz);
 
         if (!(isfinite(s) && isfinite(sz))) {  // NaN or +-inf among the logits (uniform over the row)
             fill_row<G, VEC>(g, C, lane, nan);
@@ -480,7 +485,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
         const float lse = logf(s);
         const float inv = scale / sa;
         const float base_q = scale * p.spread;
-        double qsum = 0.0, qd = 0.0;  // probability targets: sum q, sum q (z - m) over this thread
+        float qsum = 0.0f, qd = 0.0f;  // probability targets: sum q, sum q (z/2 - m/2) over this thread
 #pragma unroll
         for (int v = 0; v < V; ++v) {
             float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -509,7 +514,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
                     const float d = z[k] - m;
                     if (k < valid) {
                         qsum += q;
-                        qd += double(q) * (double(z[k]) - double(m));
+                        qd += q * (0.5f * z[k] - 0.5f * m);
                     }
                     z[k] = exp_alpha(p, d) * inv - scale * q;
                 } else {
@@ -582,8 +587,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
     __shared__ float red_max[G / 32];
     __shared__ float4 red_sum[G / 32];
     __shared__ double red_loss[G / 32];
-    __shared__ double red_sz[G / 32];
     __shared__ float red_flag[G / 32];
+    __shared__ float red_gap[G / 32];
     const unsigned C = (unsigned)p.classes;
     const int lane = threadIdx.x;
     const bool leader = lane == 0;
@@ -616,8 +621,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
 
         // Pass 1: this thread's maximum, sum e^(z - m) and sum e^(alpha (z - m)) (rescaled when its
         // maximum grows), sum z, z[y].
-        float m = -INFINITY, s = 0.0f, sa = 0.0f, zy = 0.0f;
-        double sz = 0.0;
+        // sz: sum z * 0 in pass 1 (NaN iff a logit is NaN or +-inf), the half gap in pass 2.
+        float m = -INFINITY, s = 0.0f, sa = 0.0f, sz = 0.0f, zy = 0.0f;
         for (unsigned start = 0; start < C; start += kStep) {
             float x[4 * U];
             stream_load<VEC, U>(x, src, start, C, lane);
@@ -639,7 +644,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
                     const float e = exp2f(d * kLog2e);
                     s += e;
                     sa += exp_alpha(p, d, e);
-                    sz += x[k];
+                    sz += x[k] * 0.0f;
                     if (!PROBS && i == y) zy = x[k];
                 }
             }
@@ -653,11 +658,11 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
             s *= f;
             sa *= mt == -INFINITY ? 0.0f : exp_alpha(p, d, f);
         }
-        const float4 sums = row_sum<G>(make_float4(s, sa, 0.0f, zy), red_sum);
+        const float4 sums = row_sum<G>(make_float4(s, sa, sz, zy), red_sum);
         s = sums.x;
         sa = sums.y;
+        sz = sums.z;
         zy = sums.w;
-        sz = row_sum_d<G>(sz, red_sz);
         if (!(isfinite(s) && isfinite(sz))) {
             fill_row<G, VEC>(g, C, lane, nan);
             if (leader) {
@@ -668,7 +673,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
         }
         const float lse = logf(s);
         const float inv = scale / sa;
-        double qsum = 0.0, qd = 0.0;
+        float qsum = 0.0f, qd = 0.0f;
+        sz = 0.0f;
 
         // Pass 2: read again (each element by the thread that writes it: safe in place), write.
         for (unsigned start = 0; start < C; start += kStep) {
@@ -683,8 +689,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
                 const float q = PROBS ? p.keep * t[k] + p.spread : p.spread + (i == y ? p.keep : 0.0f);
                 if (PROBS && i < C) {
                     qsum += q;
-                    qd += double(q) * (double(x[k]) - double(m));
+                    qd += q * (0.5f * x[k] - 0.5f * m);
                 }
+                if (!PROBS && i < C) sz += half_gap_term(p, m, x[k]);
                 x[k] = exp_alpha(p, d) * inv - scale * q;
             }
 #pragma unroll
@@ -710,6 +717,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
             }
             continue;
         }
+        if (!PROBS) sz = row_sum1<G>(sz, red_gap);
         account_row<G, PROBS>(p, tally, row, leader, lse, qsum, qd, m, zy, sz, red_loss);
     }
     finish<G>(p, tally);
@@ -797,13 +805,13 @@ __global__ void __launch_bounds__(kSmallRows, 1024 / kSmallRows) pg_small_kernel
                 for (int i = 0; i < C; ++i) m = fmaxf(m, z[i]);
                 const float zy = PROBS ? 0.0f : z[y];
                 float s = 0.0f, sa = 0.0f;
-                double sz = 0.0;  // float64: see index_loss
+                float sz = 0.0f;  // the half gap: see index_loss
                 for (int i = 0; i < C; ++i) {
                     const float d = z[i] - m;
                     const float e = exp2f(d * kLog2e);
                     s += e;
                     sa += exp_alpha(p, d, e);
-                    sz += z[i];
+                    sz += half_gap_term(p, m, z[i]);
                 }
                 double row_loss = nan;
                 if (!(isfinite(s) && isfinite(sz))) {
@@ -812,19 +820,19 @@ __global__ void __launch_bounds__(kSmallRows, 1024 / kSmallRows) pg_small_kernel
                 } else {
                     const float lse = logf(s);
                     const float inv = scale / sa;
-                    double qsum = 0.0, qd = 0.0;
+                    float qsum = 0.0f, qd = 0.0f;
                     for (int i = 0; i < C; ++i) {
                         const float d = z[i] - m;
                         const float q = PROBS ? p.keep * t[i] + p.spread : p.spread + (i == y ? p.keep : 0.0f);
                         qsum += q;
-                        qd += double(q) * (double(z[i]) - double(m));
+                        qd += q * (0.5f * z[i] - 0.5f * m);
                         z[i] = exp_alpha(p, d) * inv - scale * q;
                     }
                     if (PROBS && !isfinite(qsum)) {  // a NaN or +-inf target: the row is non-finite
                         for (int i = 0; i < C; ++i) z[i] = nan;
                         note_nonfinite(p, tally, row);
                     } else {
-                        row_loss = PROBS ? double(lse) * qsum - qd : index_loss(p, lse, m, zy, sz);
+                        row_loss = PROBS ? double(lse) * double(qsum) - 2.0 * double(qd) : index_loss(p, lse, m, zy, sz);
                         tally.loss += row_loss;
                         tally.counted += 1;
                     }
@@ -950,6 +958,7 @@ int gs_pg_cuda(const float* logits, int32_t rows, int32_t classes, const int32_t
     p.keep = 1.0f - smoothing;
     p.spread = smoothing / float(classes);
     p.smoothing = smoothing;
+    p.inv_c = 1.0f / float(classes);
 
     // Without an ignore index B is still not rows: labels in device memory may be out of range, and
     // those rows do not count either.
