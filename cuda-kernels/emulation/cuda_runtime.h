@@ -5,7 +5,7 @@
 //
 // Execution model: one launch runs its blocks one after another; the threads of a block are either
 // OS threads (GS_EMU_MODE=threads: real concurrency, what ThreadSanitizer needs) or fibers on one
-// OS thread (GS_EMU_MODE=fibers, the default: the same barriers, about a hundred times faster).
+// OS thread (GS_EMU_MODE=fibers, the default: the same barriers, far faster).
 // __syncthreads is a barrier of the block's threads, every warp operation a barrier of the warp's 32
 // lanes with an exchange of their values, so a kernel that relies on lock-step warps or on a missing
 // barrier misbehaves here as it may on a GPU. __shared__ variables are static (blocks do not
