@@ -515,11 +515,14 @@ public final class ScaledSgd implements AutoCloseable {
             }
             ok = true;
         } finally {
-            if (on != null) {
-                on.close();
-            }
-            if (!ok) {
-                close();
+            try {
+                if (!ok) {
+                    close();
+                }
+            } finally {
+                if (on != null) {
+                    on.close();
+                }
             }
         }
     }
