@@ -208,19 +208,20 @@ public final class PowerGrad implements AutoCloseable {
         HostBuffer r = HostBuffer.allocate(DType.INT64, PowerGradNative.REPORT_BYTES / 8);
         try {
             if (backend instanceof CudaBackend cuda) {
-                cuda.activate();
-                long[] bytes = new long[1];
-                Natives.check(PowerGradNative.gs_pg_workspace_cuda(bytes));
-                this.workspaceBytes = bytes[0];
-                long total = PowerGradNative.REPORT_BYTES + workspaceBytes;
-                this.device = DeviceBuffer.allocate(cuda, DType.INT64, (total + 7) / 8);
-                try {
-                    // The workspace must start zeroed; every call leaves it so.
-                    Natives.check(CudaNative.gs_cuda_memset(device.address(), 0, device.bytes(), Streams.DEFAULT));
-                    Natives.check(CudaNative.gs_cuda_stream_synchronize(Streams.DEFAULT));
-                } catch (RuntimeException e) {
-                    device.close();
-                    throw e;
+                try (CudaBackend.Current on = cuda.activate()) {
+                    long[] bytes = new long[1];
+                    Natives.check(PowerGradNative.gs_pg_workspace_cuda(bytes));
+                    this.workspaceBytes = bytes[0];
+                    long total = PowerGradNative.REPORT_BYTES + workspaceBytes;
+                    this.device = DeviceBuffer.allocate(cuda, DType.INT64, (total + 7) / 8);
+                    try {
+                        // The workspace must start zeroed; every call leaves it so.
+                        Natives.check(CudaNative.gs_cuda_memset(device.address(), 0, device.bytes(), Streams.DEFAULT));
+                        Natives.check(CudaNative.gs_cuda_stream_synchronize(Streams.DEFAULT));
+                    } catch (RuntimeException e) {
+                        device.close();
+                        throw e;
+                    }
                 }
             } else {
                 this.workspaceBytes = 0;
@@ -301,9 +302,10 @@ public final class PowerGrad implements AutoCloseable {
             return emptyResult;
         }
         if (device != null) {
-            ((CudaBackend) backend).activate();
-            Natives.check(CudaNative.gs_cuda_memcpy(report.address(), device.address(), PowerGradNative.REPORT_BYTES, lastStream));
-            Natives.check(CudaNative.gs_cuda_stream_synchronize(lastStream));
+            try (CudaBackend.Current on = ((CudaBackend) backend).activate()) {
+                Natives.check(CudaNative.gs_cuda_memcpy(report.address(), device.address(), PowerGradNative.REPORT_BYTES, lastStream));
+                Natives.check(CudaNative.gs_cuda_stream_synchronize(lastStream));
+            }
         }
         ByteBuffer r = report.asByteBuffer();
         long bad = r.getLong(PowerGradNative.REPORT_BAD_LABELS);
@@ -481,11 +483,12 @@ public final class PowerGrad implements AutoCloseable {
             long targetsAddress = t != null ? t.address() : 0L;
             long lossAddress = l != null ? l.address() : 0L;
             if (backend instanceof CudaBackend cuda) {
-                cuda.activate();
-                long base = device.address();
-                Natives.check(PowerGradNative.gs_pg_cuda(z.address(), rows, classes, labelsAddress, targetsAddress, useIgnore,
-                        ignoreIndex, alpha, smoothing, reduction, grad, lossAddress, base, base + PowerGradNative.REPORT_BYTES,
-                        workspaceBytes, stream));
+                try (CudaBackend.Current on = cuda.activate()) {
+                    long base = device.address();
+                    Natives.check(PowerGradNative.gs_pg_cuda(z.address(), rows, classes, labelsAddress, targetsAddress, useIgnore,
+                            ignoreIndex, alpha, smoothing, reduction, grad, lossAddress, base, base + PowerGradNative.REPORT_BYTES,
+                            workspaceBytes, stream));
+                }
             } else {
                 Natives.check(PowerGradNative.gs_pg_cpu(z.address(), rows, classes, labelsAddress, targetsAddress, useIgnore,
                         ignoreIndex, alpha, smoothing, reduction, grad, lossAddress, report.address()));
@@ -582,8 +585,9 @@ public final class PowerGrad implements AutoCloseable {
                 if (!(backend instanceof CudaBackend cuda)) {
                     throw new IllegalArgumentException("lossOut: CUDA device memory cannot be used by the CPU backend");
                 }
-                cuda.activate();
-                Natives.check(CudaNative.gs_cuda_memset(lossOut.address(), 0, 4, stream));
+                try (CudaBackend.Current on = cuda.activate()) {
+                    Natives.check(CudaNative.gs_cuda_memset(lossOut.address(), 0, 4, stream));
+                }
             }
         }
     }

@@ -464,10 +464,9 @@ public final class ScaledSgd implements AutoCloseable {
         this.elements = total;
         CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
         boolean ok = false;
+        // The device is current for the whole construction; the caller's is back afterwards.
+        CudaBackend.Current on = cuda != null ? cuda.activate() : null;
         try {
-            if (cuda != null) {
-                cuda.activate();
-            }
             allocateMomentum(cuda);
 
             scalesHost = keep(HostBuffer.allocate(DType.FLOAT32, Math.max(1, scaleCount)));
@@ -516,8 +515,14 @@ public final class ScaledSgd implements AutoCloseable {
             }
             ok = true;
         } finally {
-            if (!ok) {
-                close();
+            try {
+                if (!ok) {
+                    close();
+                }
+            } finally {
+                if (on != null) {
+                    on.close();
+                }
             }
         }
     }
@@ -606,15 +611,18 @@ public final class ScaledSgd implements AutoCloseable {
         }
         int first = stepCount == 0 ? 1 : 0;
         if (backend instanceof CudaBackend cuda) {
-            cuda.activate();
-            if (scalesDirty) {
-                // The mirror is pageable host memory: the copy has read it when the call returns, so a
-                // later setScale cannot race with it, and it is ordered before the kernel on the stream.
-                Natives.check(CudaNative.gs_cuda_memcpy(scalesDevice.address(), scalesHost.address(), scalesHost.bytes(), stream));
-                scalesDirty = false;
+            try (CudaBackend.Current on = cuda.activate()) {
+                if (scalesDirty) {
+                    // The mirror is pageable host memory, and an asynchronous copy from it need not have
+                    // read it when the call returns (F6): wait for it, so that a later setScale cannot
+                    // change the floats under the copy. Only after a setScale, so rarely.
+                    Natives.check(CudaNative.gs_cuda_memcpy(scalesDevice.address(), scalesHost.address(), scalesHost.bytes(), stream));
+                    Natives.check(CudaNative.gs_cuda_stream_synchronize(stream));
+                    scalesDirty = false;
+                }
+                Natives.check(ScaledSgdNative.gs_ssgd_step_cuda(table.address(), entries.length, blocks, scalesDevice.address(),
+                        lr, momentum, dampening, weightDecay, nesterov ? 1 : 0, maximize ? 1 : 0, unscale, first, stream));
             }
-            Natives.check(ScaledSgdNative.gs_ssgd_step_cuda(table.address(), entries.length, blocks, scalesDevice.address(),
-                    lr, momentum, dampening, weightDecay, nesterov ? 1 : 0, maximize ? 1 : 0, unscale, first, stream));
         } else {
             Natives.check(ScaledSgdNative.gs_ssgd_step_cpu(table.address(), entries.length, scalesHost.address(),
                     lr, momentum, dampening, weightDecay, nesterov ? 1 : 0, maximize ? 1 : 0, unscale, first));

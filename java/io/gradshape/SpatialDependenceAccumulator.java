@@ -150,11 +150,12 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         try (Staged in = Staged.in(backend, batch, name, stream)) {
             int status;
             if (cuda != null) {
-                cuda.activate();
-                status = SpatialDependenceNative.gs_sd_stats_cuda(in.address(), batchSize, channels, height, width,
-                        options.layout().ordinal(), options.kernelH(), options.kernelW(), options.padH(), options.padW(),
-                        options.rangeMode().ordinal(), options.removeZeros() ? 1 : 0, pairCount.address(),
-                        ranges.address(), nonfinite.address(), stream);
+                try (CudaBackend.Current on = cuda.activate()) {
+                    status = SpatialDependenceNative.gs_sd_stats_cuda(in.address(), batchSize, channels, height, width,
+                            options.layout().ordinal(), options.kernelH(), options.kernelW(), options.padH(), options.padW(),
+                            options.rangeMode().ordinal(), options.removeZeros() ? 1 : 0, pairCount.address(),
+                            ranges.address(), nonfinite.address(), stream);
+                }
             } else {
                 long before = download(nonfinite, 1, stream)[0];
                 status = SpatialDependenceNative.gs_sd_stats_cpu(in.address(), batchSize, channels, height, width,
@@ -222,23 +223,24 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         try (Staged in = Staged.in(backend, batch, name, stream)) {
             int layout = options.layout().ordinal(), mode = options.rangeMode().ordinal(), zeros = options.removeZeros() ? 1 : 0;
             if (cuda != null) {
-                cuda.activate();
-                long[] bytes = new long[1];
-                Natives.check(SpatialDependenceNative.gs_sd_histogram_workspace_cuda(batchSize, channels, height, width,
-                        options.kernelH(), options.kernelW(), tableBins, bytes));
-                long words = (bytes[0] + 7) / 8;
-                if (words > 0 && (workspace == null || workspace.length() < words)) {
-                    if (workspace != null) {
-                        workspace.close();
-                        workspace = null;
+                try (CudaBackend.Current on = cuda.activate()) {
+                    long[] bytes = new long[1];
+                    Natives.check(SpatialDependenceNative.gs_sd_histogram_workspace_cuda(batchSize, channels, height, width,
+                            options.kernelH(), options.kernelW(), tableBins, bytes));
+                    long words = (bytes[0] + 7) / 8;
+                    if (words > 0 && (workspace == null || workspace.length() < words)) {
+                        if (workspace != null) {
+                            workspace.close();
+                            workspace = null;
+                        }
+                        workspace = DeviceBuffer.allocate(cuda, DType.INT64, words);
                     }
-                    workspace = DeviceBuffer.allocate(cuda, DType.INT64, words);
+                    Natives.check(SpatialDependenceNative.gs_sd_histogram_cuda(in.address(), batchSize, channels, height,
+                            width, layout, options.kernelH(), options.kernelW(), options.padH(), options.padW(),
+                            options.bins(), mode, options.rangeLo(), options.rangeHi(), zeros, pairCount.address(),
+                            ranges.address(), tableBins, hist.address(), words > 0 ? workspace.address() : 0L,
+                            words > 0 ? workspace.bytes() : 0L, stream));
                 }
-                Natives.check(SpatialDependenceNative.gs_sd_histogram_cuda(in.address(), batchSize, channels, height,
-                        width, layout, options.kernelH(), options.kernelW(), options.padH(), options.padW(),
-                        options.bins(), mode, options.rangeLo(), options.rangeHi(), zeros, pairCount.address(),
-                        ranges.address(), tableBins, hist.address(), words > 0 ? workspace.address() : 0L,
-                        words > 0 ? workspace.bytes() : 0L, stream));
             } else {
                 Natives.check(SpatialDependenceNative.gs_sd_histogram_cpu(in.address(), batchSize, channels, height,
                         width, layout, options.kernelH(), options.kernelW(), options.padH(), options.padW(),
@@ -371,10 +373,11 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
             long keptAddress = outKept == null ? keptFlag.address() : outKept.address();
             int zeros = options.removeZeros() ? 1 : 0;
             if (cuda != null) {
-                cuda.activate();
-                Natives.check(SpatialDependenceNative.gs_sd_finalize_cuda(channels, options.kernelH(), options.kernelW(),
-                        zeros, pairCount.address(), hist.address(), tableBins, options.k(), options.order().ordinal(),
-                        prevAddress, outNmi.address(), outS.address(), outG.address(), keptAddress, stream));
+                try (CudaBackend.Current on = cuda.activate()) {
+                    Natives.check(SpatialDependenceNative.gs_sd_finalize_cuda(channels, options.kernelH(), options.kernelW(),
+                            zeros, pairCount.address(), hist.address(), tableBins, options.k(), options.order().ordinal(),
+                            prevAddress, outNmi.address(), outS.address(), outG.address(), keptAddress, stream));
+                }
             } else {
                 Natives.check(SpatialDependenceNative.gs_sd_finalize_cpu(channels, options.kernelH(), options.kernelW(),
                         zeros, pairCount.address(), hist.address(), tableBins, options.k(), options.order().ordinal(),
@@ -417,10 +420,19 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
      * {@link #beginBinning()}) and the histograms add.
      */
     public void mergeState(State other) {
+        mergeState(other, Streams.DEFAULT);
+    }
+
+    /**
+     * As {@link #mergeState(State)}, ordered on {@code stream} (CUDA): the state is read after the work
+     * queued there and written back there, so kernels still queued on a non-blocking stream are not
+     * overtaken (F3). Returns when the merged state is on the device.
+     */
+    public void mergeState(State other, long stream) {
         checkOpen();
         checkCompatible(other);
-        checkState(other, "other");
-        State mine = exportState();
+        checkState(other, "other", stream);
+        State mine = exportState(stream);
         if (phase == Phase.OBSERVING) {
             long[] counts = mine.counts();
             for (int i = 0; i < counts.length; i++) {
@@ -442,8 +454,8 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
                 h[i] = addCounts(h[i], other.histogram[i], i);
             }
         }
-        checkState(mine, "other");
-        load(mine);
+        checkState(mine, "other", stream);
+        load(mine, stream);
     }
 
     private static long addCounts(long a, long b, int index) {
@@ -456,16 +468,30 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
 
     /** Replaces the state with {@code state} (same phase, shapes and options), e.g. after an all-reduce. */
     public void importState(State state) {
+        importState(state, Streams.DEFAULT);
+    }
+
+    /** As {@link #importState(State)}, the state written on {@code stream} (CUDA); returns when it is there. */
+    public void importState(State state, long stream) {
         checkOpen();
         checkCompatible(state);
-        checkState(state, "state");
-        load(state);
+        checkState(state, "state", stream);
+        load(state, stream);
     }
 
     /** Clears the state and starts a new round in phase 1, keeping the buffers. */
     public void reset() {
+        reset(Streams.DEFAULT);
+    }
+
+    /**
+     * As {@link #reset()}, the state cleared on {@code stream} (CUDA), after the kernels queued there:
+     * on the legacy default stream the clearing could run before them when the caller's stream is
+     * non-blocking (PyTorch's pool streams are), and their counts would then land in the new round.
+     */
+    public void reset(long stream) {
         checkOpen();
-        clearStatistics(Streams.DEFAULT);
+        clearStatistics(stream);
         phase = Phase.OBSERVING;
         tableBins = 0;
     }
@@ -700,7 +726,7 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
      * counted (except with a fixed range, which leaves them empty); in phase 2 the phase-1 parts equal this accumulator's (only the histogram is reduced) and
      * no table holds more counts than its pairs.
      */
-    private void checkState(State state, String name) {
+    private void checkState(State state, String name, long stream) {
         long samples = state.counts[0];
         if (samples < 0) {
             throw new IllegalArgumentException(name + ": counts[0] (samples observed) is " + samples + " < 0");
@@ -741,7 +767,7 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         if (state.phase != Phase.BINNING) {
             return;
         }
-        State mine = exportPhaseOne(Streams.DEFAULT);
+        State mine = exportPhaseOne(stream);
         if (!Arrays.equals(mine.counts, state.counts) || !Arrays.equals(mine.minima, state.minima)
                 || !Arrays.equals(mine.maxima, state.maxima)) {
             throw new IllegalArgumentException(name + ": its phase-1 counts and ranges differ from this accumulator's;"
@@ -783,7 +809,7 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         return new State(channels, height, width, options, phase, tableBins, counts, minima, maxima, null);
     }
 
-    private void load(State state) {
+    private void load(State state, long stream) {
         int cd = channels * displacements;
         float[] r = new float[4 * cd];
         for (int i = 0; i < cd; i++) {
@@ -792,11 +818,11 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
             r[4 * i + 2] = state.minima[2 * i + 1];
             r[4 * i + 3] = state.maxima[2 * i + 1];
         }
-        upload(Memory.of(Arrays.copyOfRange(state.counts, 2, 2 + cd)), pairCount);
-        upload(Memory.of(new long[] {state.counts[1]}), nonfinite);
-        upload(Memory.of(r), ranges);
+        upload(Memory.of(Arrays.copyOfRange(state.counts, 2, 2 + cd)), pairCount, stream);
+        upload(Memory.of(new long[] {state.counts[1]}), nonfinite, stream);
+        upload(Memory.of(r), ranges, stream);
         if (phase == Phase.BINNING) {
-            upload(Memory.of(state.histogram), hist);
+            upload(Memory.of(state.histogram), hist, stream);
         }
         samples = state.counts[0];
     }
@@ -810,7 +836,7 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
             r[i] = Float.POSITIVE_INFINITY;
             r[i + 1] = Float.NEGATIVE_INFINITY;
         }
-        upload(Memory.of(r), ranges);
+        upload(Memory.of(r), ranges, stream);
         samples = 0;
     }
 
@@ -821,17 +847,18 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
     private void zero(OwnedBuffer buffer, long length, long stream) {
         long bytes = length * buffer.dtype().bytes();
         if (cuda != null) {
-            cuda.activate();
-            Natives.check(CudaNative.gs_cuda_memset(buffer.address(), 0, bytes, stream));
+            try (CudaBackend.Current on = cuda.activate()) {
+                Natives.check(CudaNative.gs_cuda_memset(buffer.address(), 0, bytes, stream));
+            }
         } else {
             Pointer.memset(HostBuffer.rawPointer(buffer.address(), bytes), 0, bytes);
         }
     }
 
-    /** Copies a host array into the start of {@code buffer}; returns when done. */
-    private void upload(Memory array, OwnedBuffer buffer) {
+    /** Copies a host array into the start of {@code buffer}, ordered on {@code stream}; returns when done. */
+    private void upload(Memory array, OwnedBuffer buffer, long stream) {
         if (cuda != null) {
-            cuda.copy(buffer.memory().slice(0, array.length()), array);
+            cuda.copy(buffer.memory().slice(0, array.length()), array, stream);
         } else {
             HostCopy.arrayToNative(array, buffer.address());
         }

@@ -20,11 +20,12 @@
  * bad:     class-index targets outside [0, classes) and not ignored (the Java layer rejects these for
  *          host labels; device labels are only seen by the kernel): gradient row NaN, row loss NaN,
  *          not counted, reported in bad_labels / first_bad_label_row.
- * nonfinite: a counted row with at least one logit NaN or +-infinity (that is the whole rule, the same
- *          on CPU and CUDA): gradient row NaN, row loss NaN, reported in nonfinite_rows /
- *          first_nonfinite_row. The reduced loss is then NaN too. A row of finite logits of any
- *          magnitude is not: its gradient is finite and its loss is (max - z_y) + log sum e^(z - max)
- *          formed in float64.
+ * nonfinite: a counted row with at least one logit NaN or +-infinity (CUDA: or one probability
+ *          target NaN or +-infinity; host targets are checked by the Java layer): gradient row NaN,
+ *          row loss NaN, reported in nonfinite_rows / first_nonfinite_row. The reduced loss is then
+ *          NaN too. A row of finite logits of any magnitude (e.g. {3e38, -3e38}) is not: its gradient
+ *          is finite and its loss, formed in float64, that of a float64 evaluation (a float row loss
+ *          beyond FLT_MAX reads as +inf in `loss`; the report keeps the float64 value).
  * counted: every other row (with probability targets: every row). B = their number. With MEAN and
  *          B = 0 (every row ignored) the loss is 0 and the gradient is 0 (PyTorch returns NaN there).
  *
