@@ -101,7 +101,8 @@ class Dl4jAdapterTest {
     private void assertSameRun(long seed, IUpdater own, GradshapeSgd ours, int steps) {
         MultiLayerNetwork a = net(seed, own, new LossMCXENT());
         MultiLayerNetwork b = net(seed, ours, new PowerGradLoss(1));
-        assertArrayEquals(doubles(a.params()), doubles(b.params()), 0, "seed " + seed + ": same initial weights");
+        double[] initial = doubles(a.params());
+        assertArrayEquals(initial, doubles(b.params()), 0, "seed " + seed + ": same initial weights");
         try (GradshapeListener listener = new GradshapeListener()) {
             b.addListeners(listener);
             Random rnd = new Random(seed);
@@ -122,10 +123,14 @@ class Dl4jAdapterTest {
             }
             assertTrue(worst <= 1e-5 * scale, "seed " + seed + ", " + own + ": weights after " + steps
                     + " steps differ by " + worst + " (max |w| " + scale + ")");
-            assertNotEquals(0, worst + maxAbs(doubles(a.params().sub(net(seed, own, new LossMCXENT()).params()))),
-                    "seed " + seed + ": training moved the weights");
+            double moved = 0;
+            for (int i = 0; i < pa.length; i++) {
+                moved = Math.max(moved, Math.abs(pb[i] - initial[i]));
+            }
+            assertTrue(moved > 1e3 * worst, "seed " + seed + ": training moved the weights (" + moved + ") far more than"
+                    + " the two runs differ (" + worst + ")");
             assertEquals(steps, listener.timing().steps(), "steps stepped by gradshape");
-            assertEquals(1, listener.rebinds() + 1, "no rebind without a move");
+            assertEquals(0, listener.rebinds(), "no rebind without a move");
         }
     }
 
