@@ -26,7 +26,7 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "train", mixinStandardHelpOptions = true, versionProvider = TrainCommand.Version.class,
         description = {"Train a small VGG-style CNN on Fashion-MNIST with and without SGS and PGT, and compare.",
-            "Default: a short run (8000 training images, 3 epochs, SGS refreshed at epoch 1); --full: 60k/10k, 15 epochs."},
+            "Default: a short run (4000 training images, 1000 test images, 3 epochs, SGS refreshed at epoch 1); --full: 60k/10k, 15 epochs."},
         exitCodeOnInvalidInput = 2, exitCodeOnExecutionException = 1)
 public final class TrainCommand implements AddOnCommand {
     static final String[] ARMS = {"baseline", "sgs", "pgt", "sgs+pgt"};
@@ -56,10 +56,10 @@ public final class TrainCommand implements AddOnCommand {
     @Option(names = "--epochs", paramLabel = "E", description = "epochs (default 3; --full: 15)")
     Integer epochs;
 
-    @Option(names = "--train-size", paramLabel = "N", description = "training images used (default 8000; --full: all)")
+    @Option(names = "--train-size", paramLabel = "N", description = "training images used (default 4000; --full: all)")
     Integer trainSize;
 
-    @Option(names = "--test-size", paramLabel = "N", description = "test images evaluated (default 2000; --full: all)")
+    @Option(names = "--test-size", paramLabel = "N", description = "test images evaluated (default 1000; --full: all)")
     Integer testSize;
 
     @Option(names = "--batch", paramLabel = "B", description = "batch size (default 64)")
@@ -118,8 +118,8 @@ public final class TrainCommand implements AddOnCommand {
         }
         FashionMnist mnist = FashionMnistLoader.load(data);
         int e = epochs != null ? epochs : full ? 15 : 3;
-        int train = trainSize != null ? trainSize : full ? mnist.trainCount() : 8000;
-        int test = testSize != null ? testSize : full ? mnist.testCount() : 2000;
+        int train = trainSize != null ? trainSize : full ? mnist.trainCount() : 4000;
+        int test = testSize != null ? testSize : full ? mnist.testCount() : 1000;
         train = Math.min(train, mnist.trainCount());
         test = Math.min(test, mnist.testCount());
         SgsSchedule schedule = new SgsSchedule(sgsEvery, sgsBatches, sgsWarmup);
