@@ -24,12 +24,10 @@ public final class DeviceBuffer extends OwnedBuffer {
     public static DeviceBuffer allocate(CudaBackend backend, DType dtype, long length) {
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(dtype, "dtype");
-        if (length < 0) {
-            throw new IllegalArgumentException("length: " + length + " < 0");
-        }
+        long bytes = OwnedBuffer.checkLength(dtype, length);
         backend.activate();
         long[] address = new long[1];
-        Natives.check(CudaNative.gs_cuda_malloc(Math.multiplyExact(length, (long) dtype.bytes()), address));
+        Natives.check(CudaNative.gs_cuda_malloc(bytes, address));
         return new DeviceBuffer(backend, address[0], dtype, length);
     }
 
@@ -63,7 +61,8 @@ public final class DeviceBuffer extends OwnedBuffer {
 
     /** Copies this buffer into {@code destination} (same type and length, any location); returns when done. */
     public void copyTo(Memory destination) {
-        Objects.requireNonNull(destination, "destination").require("destination", dtype(), length());
+        Objects.requireNonNull(destination, "destination").require("destination", dtype(), length())
+                .requireWritable("destination");
         backend.copy(destination, memory());
     }
 

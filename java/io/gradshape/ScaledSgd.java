@@ -737,7 +737,8 @@ public final class ScaledSgd implements AutoCloseable {
 
     private void checkIndex(int parameterIndex) {
         if (parameterIndex < 0 || parameterIndex >= entries.length) {
-            throw new IndexOutOfBoundsException("parameterIndex: " + parameterIndex + " outside [0, " + entries.length + ")");
+            throw new IllegalArgumentException("parameterIndex: expected 0.." + (entries.length - 1) + " (the parameters"
+                    + " registered), got " + parameterIndex);
         }
     }
 
@@ -812,6 +813,7 @@ public final class ScaledSgd implements AutoCloseable {
     private record Flat(String name, Memory weights, Memory grads, Memory momentum) {
         void validate(Backend backend, float momentumFactor) {
             checkLocation(backend, weights, name + ".weights");
+            weights.requireWritable(name + ".weights");
             checkLocation(backend, grads, name + ".grads");
             if (grads.length() != weights.length()) {
                 throw new IllegalArgumentException(name + ".grads: expected " + weights.length() + " elements (as " + name
@@ -822,6 +824,7 @@ public final class ScaledSgd implements AutoCloseable {
                     throw new IllegalArgumentException(name + ".momentum: given, but momentum is 0 (no momentum buffer is kept)");
                 }
                 checkLocation(backend, momentum, name + ".momentum");
+                momentum.requireWritable(name + ".momentum");
                 if (momentum.length() != weights.length()) {
                     throw new IllegalArgumentException(name + ".momentum: expected " + weights.length() + " elements (as " + name
                             + ".weights), got " + momentum.length());
@@ -877,12 +880,14 @@ public final class ScaledSgd implements AutoCloseable {
         void validate(Backend backend, float momentumFactor) {
             if (flatOffset < 0 && weights != null) {
                 checkLocation(backend, weights, name + ".weights");
+                weights.requireWritable(name + ".weights");
                 checkLocation(backend, grads, name + ".grads");
                 if (momentum != null) {
                     if (momentumFactor == 0) {
                         throw new IllegalArgumentException(name + ".momentumBuffer: given, but momentum is 0 (no momentum buffer is kept)");
                     }
                     checkLocation(backend, momentum, name + ".momentumBuffer");
+                    momentum.requireWritable(name + ".momentumBuffer");
                     momentum.require(name + ".momentumBuffer", DType.FLOAT32, length);
                 }
                 grads.require(name + ".grads", DType.FLOAT32, length);

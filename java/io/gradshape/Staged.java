@@ -58,6 +58,9 @@ final class Staged implements AutoCloseable {
 
     private static Staged stage(Backend backend, Memory memory, String name, long stream, boolean copyIn, boolean copyBack) {
         Objects.requireNonNull(memory, name);
+        if (copyBack) {
+            memory.requireWritable(name); // callers check first; this keeps a missed check from writing read-only memory
+        }
         Memory.Location where = memory.location();
         if (backend instanceof CudaBackend cuda) {
             if (where == Memory.Location.DEVICE) {
