@@ -25,6 +25,7 @@ import picocli.CommandLine.Spec;
  * per arm; {@code --out DIR} writes {@code summary.json} and {@code curves.png}.
  */
 @Command(name = "train", mixinStandardHelpOptions = true, versionProvider = TrainCommand.Version.class,
+        header = "the main job: train a CNN on Fashion-MNIST with and without SGS and PGT, and compare the arms",
         description = {"Train a small VGG-style CNN on Fashion-MNIST with and without SGS and PGT, and compare.",
             "Default: a short run (4000 training images, 1000 test images, 3 epochs, SGS refreshed at epoch 1); --full: 60k/10k, 15 epochs."},
         exitCodeOnInvalidInput = 2, exitCodeOnExecutionException = 1)
