@@ -270,15 +270,17 @@ __device__ __forceinline__ float4 row_sum(float4 v, float4* shared) {
     return v;
 }
 
-template <int G>
-__device__ __forceinline__ float row_sum1(float v, float* shared) {
+// One value per thread of a G-thread row group summed over the group (float or double): warp
+// shuffles, then, past one warp, one shared slot per warp.
+template <int G, typename T>
+__device__ __forceinline__ T row_sum_scalar(T v, T* shared) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     if constexpr (G > 32) {
         const int lane = threadIdx.x % 32;
         if (lane == 0) shared[threadIdx.x / 32] = v;
         __syncthreads();
-        v = lane < G / 32 ? shared[lane] : 0.0f;
+        v = lane < G / 32 ? shared[lane] : T(0);
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     }
@@ -286,18 +288,13 @@ __device__ __forceinline__ float row_sum1(float v, float* shared) {
 }
 
 template <int G>
+__device__ __forceinline__ float row_sum1(float v, float* shared) {
+    return row_sum_scalar<G, float>(v, shared);
+}
+
+template <int G>
 __device__ __forceinline__ double row_sum_d(double v, double* shared) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if constexpr (G > 32) {
-        const int lane = threadIdx.x % 32;
-        if (lane == 0) shared[threadIdx.x / 32] = v;
-        __syncthreads();
-        v = lane < G / 32 ? shared[lane] : 0.0;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    }
-    return v;
+    return row_sum_scalar<G, double>(v, shared);
 }
 
 // Writes value over a whole row (ignored rows: 0; bad or non-finite rows: NaN).

@@ -112,12 +112,7 @@ final class BadInputCases {
     // ---- test data --------------------------------------------------------------------------------
 
     static float[] random(long seed, int n) {
-        Random rnd = new Random(seed);
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
-        return x;
+        return SpatialDependenceTest.gaussian(seed, n);
     }
 
     /** A read-only memory mapping of {@code values} in native order: writing it would crash the JVM. */
