@@ -156,20 +156,20 @@ public final class GradshapeSgd implements AutoCloseable {
             try {
                 for (long i = 0; i < named.size(); i++) {
                     String name = named.get(i).key().getString();
-                    Tensor p = Scopes.keep(named.get(i).value());
+                    // value() and grad() are references into the dict and the autograd metadata, which
+                    // zero_grad(set_to_none) and the dict's end free: hold owned copies (shared storage).
+                    Tensor p = Scopes.keep(new Tensor(named.get(i).value()));
                     if (!p.requires_grad()) {
                         p.close();
                         continue;
                     }
                     checkParameter(name, p);
-                    Tensor g = Scopes.keep(p.grad());
-                    if (!g.defined()) {
-                        g.close();
+                    if (!p.grad().defined()) {
                         try (Tensor zeros = torch.zeros_like(p)) {
                             p.mutable_grad().put(zeros);
                         }
-                        g = Scopes.keep(p.grad());
                     }
+                    Tensor g = Scopes.keep(new Tensor(p.grad()));
                     checkGradient(name, p, g);
                     long[] shape = p.sizes().vec().get();
                     ScaledSgd.Kernel kernel = shape.length == 4 && shape[2] > 1 && shape[3] > 1
@@ -220,18 +220,15 @@ public final class GradshapeSgd implements AutoCloseable {
         try (StringTensorDict named = module.named_parameters(true)) {
             for (Bound b : bound) {
                 try (Tensor current = named.find(b.name)) {
-                    if (current == null || current.isNull() || !current.is_same(b.param)) {
-                        throw new IllegalStateException("parameter " + b.name + ": the module holds another tensor now (replaced"
-                                + " after GradshapeSgd was built); build the optimizer again");
+                    // The storage the module holds is what its forward reads: compare the data itself.
+                    if (current == null || current.isNull() || !current.defined() || address(current) != b.weights) {
+                        throw new IllegalStateException("parameter " + b.name + ": the module holds other storage now (the parameter"
+                                + " was replaced, or moved, after GradshapeSgd was built); build the optimizer again");
                     }
                 }
             }
         }
         for (Bound b : bound) {
-            if (address(b.param) != b.weights) {
-                throw new IllegalStateException("parameter " + b.name + ": its storage moved (set_data or a move to another device"
-                        + " after GradshapeSgd was built); build the optimizer again");
-            }
             try (Tensor g = b.param.grad()) {
                 if (!g.defined()) {
                     throw new IllegalStateException("parameter " + b.name + ": no gradient (module.zero_grad() freed it and no backward"
@@ -347,8 +344,8 @@ public final class GradshapeSgd implements AutoCloseable {
     }
 
     private static void checkParameter(String name, Tensor p) {
-        if (p.scalar_type() != torch.ScalarType.Float) {
-            throw new IllegalArgumentException("parameter " + name + ": expected float32, got " + p.scalar_type());
+        if (p.scalar_type().value != torch.ScalarType.Float.value) {
+            throw new IllegalArgumentException("parameter " + name + ": expected float32, got " + p.scalar_type().intern());
         }
         if (!p.is_cpu() || p.is_sparse()) {
             throw new IllegalArgumentException("parameter " + name + ": expected a dense CPU tensor, got " + p.device().str().getString()
@@ -364,10 +361,10 @@ public final class GradshapeSgd implements AutoCloseable {
     }
 
     private static void checkGradient(String name, Tensor p, Tensor g) {
-        if (g.scalar_type() != torch.ScalarType.Float || !g.is_cpu() || g.is_sparse() || !g.is_contiguous()
+        if (g.scalar_type().value != torch.ScalarType.Float.value || !g.is_cpu() || g.is_sparse() || !g.is_contiguous()
                 || g.numel() != p.numel()) {
             throw new IllegalArgumentException("gradient of " + name + ": expected a dense contiguous float32 CPU tensor of "
-                    + p.numel() + " elements like the parameter, got " + g.scalar_type() + " with " + g.numel() + " elements");
+                    + p.numel() + " elements like the parameter, got " + g.scalar_type().intern() + " with " + g.numel() + " elements");
         }
     }
 

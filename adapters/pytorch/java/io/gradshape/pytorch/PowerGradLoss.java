@@ -75,9 +75,9 @@ public final class PowerGradLoss implements AutoCloseable {
         checkOpen();
         Objects.requireNonNull(logits, "logits");
         Objects.requireNonNull(labels, "labels");
-        if (logits.dim() != 2 || logits.scalar_type() != torch.ScalarType.Float || !logits.is_cpu() || !logits.is_contiguous()) {
+        if (logits.dim() != 2 || logits.scalar_type().value != torch.ScalarType.Float.value || !logits.is_cpu() || !logits.is_contiguous()) {
             throw new IllegalArgumentException("logits: expected a contiguous float32 CPU tensor [batch, classes], got "
-                    + logits.scalar_type() + " with " + logits.dim() + " dimensions");
+                    + logits.scalar_type().intern() + " with " + logits.dim() + " dimensions");
         }
         long rows = logits.size(0);
         long classes = logits.size(1);
@@ -85,10 +85,10 @@ public final class PowerGradLoss implements AutoCloseable {
                 || rows * classes > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("logits: shape [" + rows + ", " + classes + "] out of range");
         }
-        if (labels.dim() != 1 || labels.size(0) != rows || labels.scalar_type() != torch.ScalarType.Long || !labels.is_cpu()
+        if (labels.dim() != 1 || labels.size(0) != rows || labels.scalar_type().value != torch.ScalarType.Long.value || !labels.is_cpu()
                 || !labels.is_contiguous()) {
             throw new IllegalArgumentException("labels: expected a contiguous int64 CPU tensor [" + rows + "], got "
-                    + labels.scalar_type() + " with " + labels.dim() + " dimensions" + (labels.dim() == 1 ? " of " + labels.size(0) : ""));
+                    + labels.scalar_type().intern() + " with " + labels.dim() + " dimensions" + (labels.dim() == 1 ? " of " + labels.size(0) : ""));
         }
         long t0 = System.nanoTime();
         int n = (int) rows;
