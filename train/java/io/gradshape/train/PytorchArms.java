@@ -53,6 +53,9 @@ public final class PytorchArms implements ArmRunner {
     @Override
     public ArmResult run(ArmSpec spec, FashionMnist data, StepListener progress) {
         TorchWarmup.ensureCache();
+        // oneDNN off: with it, libtorch 2.10's CPU backward of conv1 (one input channel) now and then
+        // leaves NaN in the weight gradient, with or without gradshape (docs/adapter-pytorch.md).
+        torch.globalContext().setUserEnabledMkldnn(false);
         Gradshape.setCpuThreads(spec.threads());
         torch.set_num_threads(spec.threads());
         torch.manual_seed(spec.seed());

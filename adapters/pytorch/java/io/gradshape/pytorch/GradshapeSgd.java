@@ -50,15 +50,13 @@ public final class GradshapeSgd implements AutoCloseable {
     private record Bound(String name, Tensor param, Tensor grad, long weights, long grads, long numel,
                          ScaledSgd.Kernel kernel, boolean decay) {}
 
-    private final Module module;
     private final ScaledSgd sgd;
     private final List<Bound> bound;
     private final Optimizer lrSource;
     private long rebinds;
     private boolean closed;
 
-    private GradshapeSgd(Module module, ScaledSgd sgd, List<Bound> bound, Optimizer lrSource) {
-        this.module = module;
+    private GradshapeSgd(ScaledSgd sgd, List<Bound> bound, Optimizer lrSource) {
         this.sgd = sgd;
         this.bound = bound;
         this.lrSource = lrSource;
@@ -200,7 +198,7 @@ public final class GradshapeSgd implements AutoCloseable {
                 list.forEach(x -> { x.param.close(); x.grad.close(); });
                 throw e;
             }
-            return new GradshapeSgd(module, sgd, Collections.unmodifiableList(list), lrSource);
+            return new GradshapeSgd(sgd, Collections.unmodifiableList(list), lrSource);
         }
 
         private static void checkFinite(String name, double v) {
@@ -217,15 +215,12 @@ public final class GradshapeSgd implements AutoCloseable {
      */
     public void step() {
         checkOpen();
-        try (StringTensorDict named = module.named_parameters(true)) {
-            for (Bound b : bound) {
-                try (Tensor current = named.find(b.name)) {
-                    // The storage the module holds is what its forward reads: compare the data itself.
-                    if (current == null || current.isNull() || !current.defined() || address(current) != b.weights) {
-                        throw new IllegalStateException("parameter " + b.name + ": the module holds other storage now (the parameter"
-                                + " was replaced, or moved, after GradshapeSgd was built); build the optimizer again");
-                    }
-                }
+        for (Bound b : bound) {
+            // The held tensor shares its TensorImpl with the module's parameter: Module.to and set_data
+            // swap the storage of that impl, which shows here.
+            if (address(b.param) != b.weights) {
+                throw new IllegalStateException("parameter " + b.name + ": its storage moved (Module.to, set_data) after"
+                        + " GradshapeSgd was built; build the optimizer again");
             }
         }
         for (Bound b : bound) {
@@ -248,19 +243,22 @@ public final class GradshapeSgd implements AutoCloseable {
         sgd.step();
     }
 
-    /** Zeroes every bound gradient in place (not set_to_none: the addresses stay bound). */
+    /**
+     * Zeroes every bound gradient in place (not set_to_none: the addresses stay bound). A plain memset
+     * of each gradient: no libtorch dispatch and no thread team for a few hundred kilobytes.
+     */
     public void zeroGrad() {
         checkOpen();
         for (Bound b : bound) {
             try (Tensor g = b.param.grad()) {
-                if (g.defined() && address(g) == b.grads) {
-                    b.grad.zero_();
-                } else {
-                    // A gradient libtorch re-created elsewhere: bind ours again, zeroed.
-                    b.grad.zero_();
+                if (!g.defined() || address(g) != b.grads) {
+                    // A gradient libtorch freed or re-created elsewhere: bind ours again.
                     b.param.mutable_grad().put(b.grad);
                     rebinds++;
                 }
+            }
+            try (Pointer p = b.grad.data_ptr()) {
+                Pointer.memset(p, 0, 4 * b.numel);
             }
         }
     }

@@ -25,7 +25,7 @@ class GradshapeSgdTest {
 
     @BeforeAll
     static void warm() {
-        TorchWarmup.ensureCache();
+        TestNet.libtorch();
     }
 
     /** torch.optim.SGD with the ImageNet recipe's groups: decay on weights (dim > 1), none on biases. */

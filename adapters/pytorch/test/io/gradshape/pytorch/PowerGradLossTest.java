@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 class PowerGradLossTest {
     @BeforeAll
     static void warm() {
-        TorchWarmup.ensureCache();
+        TestNet.libtorch();
     }
 
     static Tensor logits(Random r, int rows, int classes) {

@@ -33,7 +33,7 @@ class SgsCaptureTest {
 
     @BeforeAll
     static void warm() {
-        TorchWarmup.ensureCache();
+        TestNet.libtorch();
     }
 
     static List<Tensor> batches(Random r, int count) {
