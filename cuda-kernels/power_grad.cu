@@ -26,6 +26,7 @@
 #include <cstdint>
 
 #include "cuda_check.cuh"
+#include "device_cache.cuh"
 
 namespace {
 
@@ -79,6 +80,7 @@ struct Params {
     float keep;    // 1 - smoothing
     float spread;  // smoothing / C
     float smoothing;
+    float inv_c;  // 1 / C: see index_loss
 };
 
 // e^(alpha d) for d = z - m <= 0 given e = e^d, without a second exponential when alpha is 1 or 0.
@@ -283,6 +285,21 @@ __device__ __forceinline__ float row_sum1(float v, float* shared) {
     return v;
 }
 
+template <int G>
+__device__ __forceinline__ double row_sum_d(double v, double* shared) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if constexpr (G > 32) {
+        const int lane = threadIdx.x % 32;
+        if (lane == 0) shared[threadIdx.x / 32] = v;
+        __syncthreads();
+        v = lane < G / 32 ? shared[lane] : 0.0;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
 // Writes value over a whole row (ignored rows: 0; bad or non-finite rows: NaN).
 template <int G, bool VEC>
 __device__ __forceinline__ void fill_row(float* g, long long classes, int lane, float value) {
@@ -294,35 +311,54 @@ __device__ __forceinline__ void fill_row(float* g, long long classes, int lane, 
     }
 }
 
+// The one non-finite rule (as the CPU's): a row is non-finite iff one of its logits (or of its
+// probability targets) is NaN or +-inf. Finite rows of any magnitude stay finite, without float64
+// registers in the hot loops (they spilled): where z - m overflows float (logits like {3e38, -3e38})
+// its halves do not, so the row statistic is the half gap h = sum (m/2 - z/2) / C: terms in
+// [0, FLT_MAX / C], no cancellation (an all-1e38 row gives exactly 0), finite iff every logit is.
+// The probability targets' sum q (z - m) is kept as sum q (z/2 - m/2), finite for probability rows.
+// The row loss is then formed in float64.
+
 // Per row, after the reductions: the loss of one row for class-index targets.
-__device__ __forceinline__ float index_loss(const Params& p, float lse, float m, float zy, float sum_z) {
-    // -sum q log p = lse - keep (z_y - m) - (smoothing / C) sum (z - m)
-    return lse - p.keep * (zy - m) - p.smoothing * (sum_z / float(p.classes) - m);
+__device__ __forceinline__ double index_loss(const Params& p, float lse, float m, float zy, float half_gap) {
+    // -sum q log p = lse + keep (m - z_y) + smoothing mean(m - z)
+    return double(lse) + double(p.keep) * (double(m) - double(zy)) + double(p.smoothing) * 2.0 * double(half_gap);
 }
 
+// A term of the half gap (see above).
+__device__ __forceinline__ float half_gap_term(const Params& p, float m, float z) { return (0.5f * m - 0.5f * z) * p.inv_c; }
+
 // Per row, once its gradient is written: the row's loss into the tally (and into p.loss for NONE).
-// Probability targets: every thread holds its share lse * qsum - qd of -sum q log p; class indices:
+// Probability targets: every thread holds its share lse * qsum - 2 qh of -sum q log p (qh = sum
+// q (z/2 - m/2)); class indices:
 // the leader has what index_loss needs. Called by all G threads of the row (row_sum1 synchronises).
 template <int G, bool PROBS>
 __device__ __forceinline__ void account_row(const Params& p, Tally& tally, long long row, bool leader, float lse,
-                                            float qsum, float qd, float m, float zy, float sz, float* red_loss) {
+                                            float qsum, float qh, float m, float zy, float sz, double* red_loss) {
     if (leader) tally.counted += 1;
     if (PROBS) {
-        const float part = lse * qsum - qd;
+        const double part = double(lse) * double(qsum) - 2.0 * double(qh);
         if (p.reduction == GS_PG_REDUCTION_NONE) {
-            const float row_loss = row_sum1<G>(part, red_loss);
+            const double row_loss = row_sum_d<G>(part, red_loss);
             if (leader) {
                 tally.loss += row_loss;
-                if (p.loss) p.loss[row] = row_loss;
+                if (p.loss) p.loss[row] = float(row_loss);
             }
         } else {
             tally.loss += part;
         }
     } else if (leader) {
-        const float row_loss = index_loss(p, lse, m, zy, sz);
+        const double row_loss = index_loss(p, lse, m, zy, sz);
         tally.loss += row_loss;
-        if (p.reduction == GS_PG_REDUCTION_NONE && p.loss) p.loss[row] = row_loss;
+        if (p.reduction == GS_PG_REDUCTION_NONE && p.loss) p.loss[row] = float(row_loss);
     }
+}
+
+// Probability targets: whether any target of the row is NaN or +-inf (qsum, this thread's sum of q,
+// is finite for probability rows). Called by all G threads of the row.
+template <int G>
+__device__ __forceinline__ bool targets_nonfinite(float qsum, float* red_flag) {
+    return row_sum1<G>(isfinite(qsum) ? 0.0f : 1.0f, red_flag) != 0.0f;
 }
 
 // ---- C <= 1024 (warp per row) and C <= 32768 (block per row): the row in registers ------------
@@ -358,7 +394,8 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
     constexpr int W = G / 32;
     __shared__ float red_max[W];
     __shared__ float4 red_sum[W];
-    __shared__ float red_loss[W];
+    __shared__ double red_loss[W];
+    __shared__ float red_flag[W];
 
     const int C = p.classes;
     const int lane = threadIdx.x % G;
@@ -418,7 +455,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
         }
         m = row_max<G>(m, red_max);
 
-        float s = 0.0f, sa = 0.0f, sz = 0.0f;
+        float s = 0.0f, sa = 0.0f, sz = 0.0f;  // sz: the half gap, see index_loss
 #pragma unroll
         for (int k = 0; k < 4 * V; ++k) {
             if (k < valid) {
@@ -427,7 +464,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
                 const float ea = exp_alpha(p, d, e);
                 s += e;
                 sa += ea;
-                sz += z[k];
+                sz += half_gap_term(p, m, z[k]);
                 if (!PROBS) z[k] = ea;  // class indices need only e^(alpha d) from here on
             }
         }
@@ -448,7 +485,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
         const float lse = logf(s);
         const float inv = scale / sa;
         const float base_q = scale * p.spread;
-        float qsum = 0.0f, qd = 0.0f;  // probability targets: sum q, sum q (z - m) over this thread
+        float qsum = 0.0f, qd = 0.0f;  // probability targets: sum q, sum q (z/2 - m/2) over this thread
 #pragma unroll
         for (int v = 0; v < V; ++v) {
             float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -475,11 +512,11 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
                 if (PROBS) {
                     const float q = p.keep * t[j] + p.spread;
                     const float d = z[k] - m;
-                    z[k] = exp_alpha(p, d) * inv - scale * q;
                     if (k < valid) {
                         qsum += q;
-                        qd += q * d;
+                        qd += q * (0.5f * z[k] - 0.5f * m);
                     }
+                    z[k] = exp_alpha(p, d) * inv - scale * q;
                 } else {
                     z[k] = z[k] * inv - base_q - (k == ky ? scale * p.keep : 0.0f);
                 }
@@ -494,6 +531,14 @@ __global__ void __launch_bounds__(G == 32 ? 256 : G, 1024 / (G == 32 ? 256 : G))
             }
         }
 
+        if (PROBS && targets_nonfinite<G>(qsum, red_flag)) {
+            fill_row<G, VEC>(g, C, lane, nan);
+            if (leader) {
+                note_nonfinite(p, tally, row);
+                if (p.reduction == GS_PG_REDUCTION_NONE && p.loss) p.loss[row] = nan;
+            }
+            continue;
+        }
         account_row<G, PROBS>(p, tally, row, leader, lse, qsum, qd, m, zy, sz, red_loss);
     }
     finish<BLOCK>(p, tally);
@@ -541,7 +586,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
     constexpr unsigned kStep = 4 * U * G;
     __shared__ float red_max[G / 32];
     __shared__ float4 red_sum[G / 32];
-    __shared__ float red_loss[G / 32];
+    __shared__ double red_loss[G / 32];
+    __shared__ float red_flag[G / 32];
+    __shared__ float red_gap[G / 32];
     const unsigned C = (unsigned)p.classes;
     const int lane = threadIdx.x;
     const bool leader = lane == 0;
@@ -574,6 +621,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
 
         // Pass 1: this thread's maximum, sum e^(z - m) and sum e^(alpha (z - m)) (rescaled when its
         // maximum grows), sum z, z[y].
+        // sz: sum z * 0 in pass 1 (NaN iff a logit is NaN or +-inf), the half gap in pass 2.
         float m = -INFINITY, s = 0.0f, sa = 0.0f, sz = 0.0f, zy = 0.0f;
         for (unsigned start = 0; start < C; start += kStep) {
             float x[4 * U];
@@ -596,7 +644,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
                     const float e = exp2f(d * kLog2e);
                     s += e;
                     sa += exp_alpha(p, d, e);
-                    sz += x[k];
+                    sz += x[k] * 0.0f;
                     if (!PROBS && i == y) zy = x[k];
                 }
             }
@@ -626,6 +674,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
         const float lse = logf(s);
         const float inv = scale / sa;
         float qsum = 0.0f, qd = 0.0f;
+        sz = 0.0f;
 
         // Pass 2: read again (each element by the thread that writes it: safe in place), write.
         for (unsigned start = 0; start < C; start += kStep) {
@@ -638,11 +687,12 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
                 const unsigned i = stream_index<VEC>(start, lane, k / 4, k % 4);
                 const float d = x[k] - m;
                 const float q = PROBS ? p.keep * t[k] + p.spread : p.spread + (i == y ? p.keep : 0.0f);
-                x[k] = exp_alpha(p, d) * inv - scale * q;
                 if (PROBS && i < C) {
                     qsum += q;
-                    qd += q * d;
+                    qd += q * (0.5f * x[k] - 0.5f * m);
                 }
+                if (!PROBS && i < C) sz += half_gap_term(p, m, x[k]);
+                x[k] = exp_alpha(p, d) * inv - scale * q;
             }
 #pragma unroll
             for (int u = 0; u < U; ++u) {
@@ -659,6 +709,15 @@ __global__ void __launch_bounds__(kStreamThreads, 1) pg_stream_kernel(Params p) 
             }
         }
 
+        if (PROBS && targets_nonfinite<G>(qsum, red_flag)) {
+            fill_row<G, VEC>(g, C, lane, nan);
+            if (leader) {
+                note_nonfinite(p, tally, row);
+                if (p.reduction == GS_PG_REDUCTION_NONE && p.loss) p.loss[row] = nan;
+            }
+            continue;
+        }
+        if (!PROBS) sz = row_sum1<G>(sz, red_gap);
         account_row<G, PROBS>(p, tally, row, leader, lse, qsum, qd, m, zy, sz, red_loss);
     }
     finish<G>(p, tally);
@@ -745,15 +804,16 @@ __global__ void __launch_bounds__(kSmallRows, 1024 / kSmallRows) pg_small_kernel
                 float m = -INFINITY;
                 for (int i = 0; i < C; ++i) m = fmaxf(m, z[i]);
                 const float zy = PROBS ? 0.0f : z[y];
-                float s = 0.0f, sa = 0.0f, sz = 0.0f;
+                float s = 0.0f, sa = 0.0f;
+                float sz = 0.0f;  // the half gap: see index_loss
                 for (int i = 0; i < C; ++i) {
                     const float d = z[i] - m;
                     const float e = exp2f(d * kLog2e);
                     s += e;
                     sa += exp_alpha(p, d, e);
-                    sz += z[i];
+                    sz += half_gap_term(p, m, z[i]);
                 }
-                float row_loss = nan;
+                double row_loss = nan;
                 if (!(isfinite(s) && isfinite(sz))) {
                     for (int i = 0; i < C; ++i) z[i] = nan;
                     note_nonfinite(p, tally, row);
@@ -764,15 +824,20 @@ __global__ void __launch_bounds__(kSmallRows, 1024 / kSmallRows) pg_small_kernel
                     for (int i = 0; i < C; ++i) {
                         const float d = z[i] - m;
                         const float q = PROBS ? p.keep * t[i] + p.spread : p.spread + (i == y ? p.keep : 0.0f);
-                        z[i] = exp_alpha(p, d) * inv - scale * q;
                         qsum += q;
-                        qd += q * d;
+                        qd += q * (0.5f * z[i] - 0.5f * m);
+                        z[i] = exp_alpha(p, d) * inv - scale * q;
                     }
-                    row_loss = PROBS ? lse * qsum - qd : index_loss(p, lse, m, zy, sz);
-                    tally.loss += row_loss;
-                    tally.counted += 1;
+                    if (PROBS && !isfinite(qsum)) {  // a NaN or +-inf target: the row is non-finite
+                        for (int i = 0; i < C; ++i) z[i] = nan;
+                        note_nonfinite(p, tally, row);
+                    } else {
+                        row_loss = PROBS ? double(lse) * double(qsum) - 2.0 * double(qd) : index_loss(p, lse, m, zy, sz);
+                        tally.loss += row_loss;
+                        tally.counted += 1;
+                    }
                 }
-                if (none) p.loss[row] = row_loss;
+                if (none) p.loss[row] = float(row_loss);
             }
         }
         __syncthreads();
@@ -784,11 +849,8 @@ __global__ void __launch_bounds__(kSmallRows, 1024 / kSmallRows) pg_small_kernel
 // ---- launch ------------------------------------------------------------------------------------
 
 int device_blocks_per_sm_limit(int* sms, int* max_blocks_per_sm) {
-    int device = 0;
-    GS_CUDA_CHECK(cudaGetDevice(&device));
-    GS_CUDA_CHECK(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device));
-    GS_CUDA_CHECK(cudaDeviceGetAttribute(max_blocks_per_sm, cudaDevAttrMaxBlocksPerMultiprocessor, device));
-    return GS_OK;
+    if (int s = gs::cached_device_attribute(cudaDevAttrMultiProcessorCount, sms)) return s;
+    return gs::cached_device_attribute(cudaDevAttrMaxBlocksPerMultiprocessor, max_blocks_per_sm);
 }
 
 // Persistent grid: as many blocks as are resident at once, but no more than there is work for.
@@ -797,7 +859,13 @@ int launch(void (*kernel)(Params), int threads, size_t shared_bytes, long long w
     int sms = 0, limit = 0;
     if (int s = device_blocks_per_sm_limit(&sms, &limit)) return s;
     int per_sm = 0;
-    GS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes));
+    const int st = gs::cached_on_device(reinterpret_cast<const void*>(kernel), threads, (long long)shared_bytes, &per_sm,
+                                        [&](int, int* v) -> int {
+                                            GS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(v, kernel, threads,
+                                                                                                       shared_bytes));
+                                            return GS_OK;
+                                        });
+    if (st) return st;
     if (per_sm < 1) per_sm = 1;
     long long blocks = (long long)sms * per_sm;
     if (work_blocks < blocks) blocks = work_blocks < 1 ? 1 : work_blocks;
@@ -805,6 +873,7 @@ int launch(void (*kernel)(Params), int threads, size_t shared_bytes, long long w
         return gs::fail(GS_INVALID_ARGUMENT, "gs_pg_cuda: workspace of %lld bytes is too small for %lld blocks",
                         (long long)workspace_bytes, blocks);
     }
+    gs::clear_pending_error();
     kernel<<<unsigned(blocks), threads, shared_bytes, stream>>>(p);
     GS_CUDA_CHECK_LAUNCH();
     return GS_OK;
@@ -889,6 +958,7 @@ int gs_pg_cuda(const float* logits, int32_t rows, int32_t classes, const int32_t
     p.keep = 1.0f - smoothing;
     p.spread = smoothing / float(classes);
     p.smoothing = smoothing;
+    p.inv_c = 1.0f / float(classes);
 
     // Without an ignore index B is still not rows: labels in device memory may be out of range, and
     // those rows do not count either.
@@ -897,6 +967,7 @@ int gs_pg_cuda(const float* logits, int32_t rows, int32_t classes, const int32_t
         const long long want = ((long long)rows + 1023) / 1024;
         p.count_blocks = int(want < 1 ? 1 : want > kCountBlocks ? kCountBlocks : want);
         p.counts = counts;
+        gs::clear_pending_error();
         pg_count_kernel<<<p.count_blocks, 256, 0, s>>>(labels, rows, classes, p.use_ignore, ignore_index, counts);
         GS_CUDA_CHECK_LAUNCH();
     }

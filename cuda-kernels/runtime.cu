@@ -87,11 +87,32 @@ int gs_cuda_set_device(int32_t device) {
     return GS_OK;
 }
 
+int gs_cuda_exchange_device(int32_t device, int32_t* previous) {
+    int current = 0;
+    GS_CUDA_CHECK(cudaGetDevice(&current));
+    // Switching is not free (and may create a context): only when the device differs.
+    if (current != device) GS_CUDA_CHECK(cudaSetDevice(device));
+    *previous = current;
+    return GS_OK;
+}
+
 int gs_cuda_malloc(int64_t bytes, int64_t* address) {
     void* p = nullptr;
     // cudaMalloc(0) returns NULL; a unique non-null address keeps "owned" and "closed" distinct.
     GS_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 256 : size_t(bytes)));
     *address = int64_t(reinterpret_cast<intptr_t>(p));
+    return GS_OK;
+}
+
+int gs_cuda_malloc_async(int64_t bytes, int64_t* address, gs_stream stream) {
+    void* p = nullptr;
+    GS_CUDA_CHECK(cudaMallocAsync(&p, bytes == 0 ? 256 : size_t(bytes), gs::as_stream(stream)));
+    *address = int64_t(reinterpret_cast<intptr_t>(p));
+    return GS_OK;
+}
+
+int gs_cuda_free_async(void* address, gs_stream stream) {
+    GS_CUDA_CHECK(cudaFreeAsync(address, gs::as_stream(stream)));
     return GS_OK;
 }
 

@@ -205,6 +205,7 @@ int launch(const gs_ssgd_tensor* tensors, const gs_ssgd_block* blocks, int64_t b
            const Hyper& h, cudaStream_t stream) {
     // Far above any model's chunk count (2^24 chunks = 5.5e11 parameters); the kernel loops past it.
     unsigned grid = unsigned(block_count < (int64_t(1) << 24) ? block_count : (int64_t(1) << 24));
+    gs::clear_pending_error();
     scaled_sgd_kernel<MODE, NESTEROV><<<grid, THREADS, 0, stream>>>(tensors, blocks, block_count, scales, h);
     GS_CUDA_CHECK_LAUNCH();
     return GS_OK;

@@ -39,6 +39,7 @@
 #include <cstdint>
 
 #include "cuda_check.cuh"
+#include "device_cache.cuh"
 #include "gradshape.h"
 
 namespace {
@@ -112,12 +113,9 @@ struct DeviceLimits {
 };
 
 int device_limits(DeviceLimits& l) {
-    int dev = 0;
-    GS_CUDA_CHECK(cudaGetDevice(&dev));
-    GS_CUDA_CHECK(cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, dev));
-    GS_CUDA_CHECK(cudaDeviceGetAttribute(&l.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    GS_CUDA_CHECK(cudaDeviceGetAttribute(&l.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-    return GS_OK;
+    if (int st = gs::cached_device_attribute(cudaDevAttrMultiProcessorCount, &l.sms)) return st;
+    if (int st = gs::cached_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, &l.smem_optin)) return st;
+    return gs::cached_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor, &l.smem_per_sm);
 }
 
 // Blocks per channel: about 4 waves of 2 blocks per SM over the whole grid (short tails, and each block
@@ -677,15 +675,23 @@ int plan_histogram(const char* fn, const DeviceLimits& lim, bool staged_bins, Hi
 // (cudaFuncSetAttribute rejects a limit whose sum with the static size exceeds the opt-in maximum), and
 // checks that the call's size fits. Always the same limit, never the call's size: concurrent callers
 // cannot undercut each other.
+// Once per (device, kernel): the limit does not depend on the call.
 template <class Kernel>
 int raise_smem_limit(const char* fn, Kernel kernel, int smem_optin, size_t smem) {
-    cudaFuncAttributes attr;
-    GS_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
-    const long long limit = smem_optin - (long long) attr.sharedSizeBytes;
+    int limit = 0;
+    const int st = gs::cached_on_device(reinterpret_cast<const void*>(kernel), smem_optin, 0, &limit,
+                                        [kernel, smem_optin](int, int* v) -> int {
+                                            cudaFuncAttributes attr;
+                                            GS_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+                                            *v = smem_optin - int(attr.sharedSizeBytes);
+                                            GS_CUDA_CHECK(cudaFuncSetAttribute(
+                                                kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, *v));
+                                            return GS_OK;
+                                        });
+    if (st) return st;
     if ((long long) smem > limit)
-        return gs::fail(GS_INVALID_ARGUMENT, "%s: needs %zu bytes of shared memory per block, the device allows %lld", fn,
+        return gs::fail(GS_INVALID_ARGUMENT, "%s: needs %zu bytes of shared memory per block, the device allows %d", fn,
                         smem, limit);
-    GS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(limit)));
     return GS_OK;
 }
 
@@ -693,6 +699,7 @@ template <bool kStagedBins, bool kAggregate>
 int launch_histogram(const char* fn, const HistogramPlan& plan, int smem_optin, cudaStream_t stream) {
     auto kernel = sd_histogram_kernel<kStagedBins, kAggregate>;
     if (int st = raise_smem_limit(fn, kernel, smem_optin, plan.smem)) return st;
+    gs::clear_pending_error();
     kernel<<<unsigned(plan.blocks), kThreads, plan.smem, stream>>>(plan.args);
     GS_CUDA_CHECK_LAUNCH();
     return GS_OK;
@@ -704,6 +711,7 @@ int launch_stats(const char* fn, const float* x, const Geometry& g, size_t smem,
     auto kernel = sd_stats_kernel<kCount, kPairRanges>;
     if (int st = raise_smem_limit(fn, kernel, smem_optin, smem)) return st;
     const long long blocks = (long long) g.channels * g.blocks_per_channel;
+    gs::clear_pending_error();
     kernel<<<unsigned(blocks), kThreads, smem, stream>>>(x, g, channel_range, remove_zeros, pair_count, ranges,
                                                          nonfinite);
     GS_CUDA_CHECK_LAUNCH();
@@ -818,9 +826,11 @@ int gs_sd_finalize_cuda(int32_t channels, int32_t kernel_h, int32_t kernel_w, in
         return gs::fail(GS_INVALID_ARGUMENT, "%s: a %d x %d window is too large", fn, kernel_h, kernel_w);
     const cudaStream_t st = gs::as_stream(stream);
     // A table with no pairs has T == 0, so pair_count adds nothing that the table does not say.
+    gs::clear_pending_error();
     sd_entropy_kernel<<<unsigned(blocks), kFinalizeThreads, 0, st>>>(d, window, table_bins, remove_zeros != 0, hist,
                                                                       nmi);
     GS_CUDA_CHECK_LAUNCH();
+    gs::clear_pending_error();
     sd_combine_kernel<<<1, kFinalizeThreads, combine_smem, st>>>(channels, window, k, order, nmi, previous_g, s, g,
                                                                  g_kept_previous);
     GS_CUDA_CHECK_LAUNCH();

@@ -7,18 +7,23 @@
 #       benchmark classes, every dependency jar, and the JUnit console launcher.
 #
 #   scripts/gpu-host.sh run [STEPS] [OUT]  (on the GPU host, from the repository root, bundle carried)
-#       STEPS: comma-separated, default "info,tests,sanitizer,bench,pytorch":
+#       STEPS: comma-separated, default "info,tests,repro,sanitizer,bench,pytorch":
 #         info       java -jar gradshape.jar info                     -> info.txt
 #         tests      the whole JUnit suite, CUDA backend required     -> tests.txt, junit/
-#         sanitizer  compute-sanitizer memcheck over the GPU tests    -> sanitizer.txt
+#                    (the CUDA parity invocations of every family, the emulation run included)
+#         repro      the host-side defect repros of issue 11 (F1 pending foreign error, F2 caller's
+#                    device, F3 non-blocking stream, F11), CUDA required -> repro.txt
+#         sanitizer  compute-sanitizer on the GPU tests: memcheck (leak check) over every GPU test,
+#                    racecheck and synccheck over the kernel parity tests -> sanitizer-*.txt
 #         bench      the JMH benchmarks on CUDA at the issue's sizes  -> jmh-*.json, jmh-*.txt
 #         pytorch    the PyTorch baselines in bench/pytorch/          -> pytorch-*.json, .txt
 #       Everything lands in OUT/results.tgz, and the short form of each step in OUT/summary.txt
 #       (the device tool brings back at most 8 files). OUT defaults to $OUT, else target/gpu-out.
 #       JMH_ITERATIONS (environment) overrides "-f 1 -wi 3 -i 5 -w 1s -r 1s".
 #
-# With the device tool:  scripts/gpu-host.sh bundle, then (two calls keep each under 10 minutes)
-#   run(command="bash scripts/gpu-host.sh run info,tests,sanitizer", carry=["target/gpu-bundle"])
+# With the device tool:  scripts/gpu-host.sh bundle, then (each call under 10 minutes)
+#   run(command="bash scripts/gpu-host.sh run info,tests,repro", carry=["target/gpu-bundle"])
+#   run(command="bash scripts/gpu-host.sh run sanitizer", carry=["target/gpu-bundle"])
 #   run(command="bash scripts/gpu-host.sh run bench,pytorch", carry=["target/gpu-bundle"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +55,7 @@ bundle)
     echo "bundle ready: carry $bundle and run: bash scripts/gpu-host.sh run"
     ;;
 run)
-    steps=${2:-info,tests,sanitizer,bench,pytorch}
+    steps=${2:-info,tests,repro,sanitizer,bench,pytorch}
     dest=${3:-${OUT:-target/gpu-out}}
     out=$(mktemp -d)/gpu-results
     mkdir -p "$out" "$dest"
@@ -72,14 +77,29 @@ run)
             "$java" -Dgradshape.test.cuda=required -jar "$console" execute --class-path "$cp" --scan-class-path \
                 --details=tree --reports-dir "$out/junit" > "$out/tests.txt" 2>&1 || status=1
             tail -n 25 "$out/tests.txt" ;;
+        repro)
+            "$java" -Dgradshape.test.cuda=required -jar "$console" execute --class-path "$cp" \
+                --select-class io.gradshape.CudaHostSideTest --details=tree > "$out/repro.txt" 2>&1 || status=1
+            tail -n 25 "$out/repro.txt" ;;
         sanitizer)
             # The GPU invocations only (TestBackends keeps just CUDA, plus the @RequiresCuda classes):
-            # memcheck slows every CUDA call, and CPU invocations would only add time.
-            compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
-                "$java" -Dgradshape.test.cuda=required -Dgradshape.test.backends=cuda -jar "$console" execute --class-path "$cp" \
-                --scan-class-path --include-classname '.*(Cuda|SpatialDependence|ScaledSgd|PowerGrad).*Test' \
-                > "$out/sanitizer.txt" 2>&1 || status=1
-            grep -E "ERROR SUMMARY|tests (successful|failed)" "$out/sanitizer.txt" || tail -n 20 "$out/sanitizer.txt" ;;
+            # the tools slow every CUDA call, and CPU invocations would only add time. racecheck and
+            # synccheck (shared-memory races, barrier misuse) run over the kernel families' parity tests,
+            # memcheck over everything that touches the GPU. SANITIZER_TOOLS picks a subset.
+            for tool in ${SANITIZER_TOOLS:-memcheck racecheck synccheck}; do
+                classes='.*(SpatialDependence|ScaledSgd|PowerGrad)Test'
+                extra=()
+                if [ "$tool" = memcheck ]; then
+                    classes='.*(Cuda|SpatialDependence|ScaledSgd|PowerGrad).*Test'
+                    extra=(--leak-check full)
+                fi
+                compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 3 \
+                    "$java" -Dgradshape.test.cuda=required -Dgradshape.test.backends=cuda -jar "$console" execute \
+                    --class-path "$cp" --scan-class-path --include-classname "$classes" \
+                    > "$out/sanitizer-$tool.txt" 2>&1 || status=1
+                echo "-- $tool"
+                grep -E "ERROR SUMMARY|tests (successful|failed)" "$out/sanitizer-$tool.txt" || tail -n 20 "$out/sanitizer-$tool.txt"
+            done ;;
         bench)
             # The issue's GPU sizes; the benchmarks' own defaults are small CPU sizes.
             iterations=${JMH_ITERATIONS:--f 1 -wi 3 -i 5 -w 1s -r 1s}
@@ -109,7 +129,7 @@ run)
     exit $status
     ;;
 *)
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

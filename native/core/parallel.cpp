@@ -28,8 +28,17 @@ public:
 
     void resize(int n) {
         std::lock_guard<std::mutex> job_lock(job_mutex_);
+        const int before = int(workers_.size()) + 1;
         stop_workers();
-        start_workers(n <= 0 ? default_threads() : n);
+        try {
+            start_workers(n <= 0 ? default_threads() : n);
+        } catch (...) {
+            // Thread creation failed part way (a process thread limit): leave no extra threads behind
+            // and keep the pool as it was, then report the failure.
+            stop_workers();
+            start_workers(before);
+            throw;
+        }
     }
 
     // Runs task(t) for t in [0, tasks) on the pool and the calling thread.

@@ -22,16 +22,19 @@ enum Scale { UNSCALED = 0, SCALE_OIHW = 1, SCALE_HWIO = 2 };
 
 // Per-step hyperparameters, passed by value to every loop and kernel.
 struct Hyper {
-    float signed_lr;            // -lr, or +lr when maximizing: w += signed_lr * d
+    float signed_lr;            // -lr: w += signed_lr * d
     float momentum;
     float one_minus_dampening;
     float weight_decay;
-    float unscale;              // mixed-precision gradient unscale factor (1 without)
+    float unscale;              // mixed-precision gradient unscale factor (1 without), negated when maximizing
 };
 
+// maximize negates the gradient before weight decay and momentum, as torch.optim.SGD does: decay still
+// shrinks the weights and the momentum buffer keeps PyTorch's sign. Folding the sign into the unscale
+// factor negates every scaled gradient exactly (a float sign flip is exact), with no per-element branch.
 inline Hyper make_hyper(float lr, float momentum, float dampening, float weight_decay, int32_t maximize,
                         float unscale) {
-    return Hyper{maximize ? lr : -lr, momentum, 1.0f - dampening, weight_decay, unscale};
+    return Hyper{-lr, momentum, 1.0f - dampening, weight_decay, maximize ? -unscale : unscale};
 }
 
 // One element. `scale` is G[position] * unscale (or unscale for tensors without a kernel); `buf` is read

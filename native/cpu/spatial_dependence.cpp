@@ -327,6 +327,13 @@ struct BinKey {
 };
 
 // Bins every value of the plane exactly as the header writes it; dropped values get `bins`.
+// Compiled for AVX-512 and AVX2 too (chosen at load time), where the compiler vectorises it 8 and
+// 4 doubles wide: the baseline build leaves it scalar, a quarter of the reference mode's time. The
+// arithmetic is a subtraction then a product, nothing to contract into an FMA: the same bins in
+// every copy.
+#if defined(__x86_64__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 void bin_plane(const float* v, int64_t n, const BinKey& key, bool inclusive, bool remove_zeros, uint16_t* out) {
     const double lo = key.lo, hi = key.hi;
     const double scale = double(key.bins) / (hi - lo);

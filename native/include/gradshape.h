@@ -67,8 +67,17 @@ int gs_cuda_device_properties(int32_t device, char* name, int32_t name_capacity,
 int gs_cuda_versions(int32_t* driver, int32_t* runtime);
 /* Makes device current on the calling thread. */
 int gs_cuda_set_device(int32_t device);
+/* Makes device current on the calling thread and returns the device that was current before, so
+ * that the caller can restore it (a host framework's own CUDA calls on this thread expect theirs).
+ * On failure the current device is unchanged. */
+int gs_cuda_exchange_device(int32_t device, int32_t* previous);
 int gs_cuda_malloc(int64_t bytes, int64_t* address);
 int gs_cuda_free(void* address);
+/* Stream-ordered allocation (cudaMallocAsync / cudaFreeAsync): usable by work queued on stream after
+ * the call, freed after the work queued before the free; neither synchronizes the device. bytes == 0
+ * still gives a unique address. */
+int gs_cuda_malloc_async(int64_t bytes, int64_t* address, gs_stream stream);
+int gs_cuda_free_async(void* address, gs_stream stream);
 int gs_cuda_mem_get_info(int64_t* free_bytes, int64_t* total_bytes);
 /* cudaMemcpyAsync with cudaMemcpyDefault: host or device on either side (unified addressing). */
 int gs_cuda_memcpy(void* dst, const void* src, int64_t bytes, gs_stream stream);

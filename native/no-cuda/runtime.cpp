@@ -19,8 +19,11 @@ int gs_cuda_device_properties(int32_t, char*, int32_t, int32_t*, int32_t*, int64
 }
 int gs_cuda_versions(int32_t*, int32_t*) { return GS_NO_CUDA("gs_cuda_versions"); }
 int gs_cuda_set_device(int32_t) { return GS_NO_CUDA("gs_cuda_set_device"); }
+int gs_cuda_exchange_device(int32_t, int32_t*) { return GS_NO_CUDA("gs_cuda_exchange_device"); }
 int gs_cuda_malloc(int64_t, int64_t*) { return GS_NO_CUDA("gs_cuda_malloc"); }
 int gs_cuda_free(void*) { return GS_NO_CUDA("gs_cuda_free"); }
+int gs_cuda_malloc_async(int64_t, int64_t*, gs_stream) { return GS_NO_CUDA("gs_cuda_malloc_async"); }
+int gs_cuda_free_async(void*, gs_stream) { return GS_NO_CUDA("gs_cuda_free_async"); }
 int gs_cuda_mem_get_info(int64_t*, int64_t*) { return GS_NO_CUDA("gs_cuda_mem_get_info"); }
 int gs_cuda_memcpy(void*, const void*, int64_t, gs_stream) { return GS_NO_CUDA("gs_cuda_memcpy"); }
 int gs_cuda_memset(void*, int32_t, int64_t, gs_stream) { return GS_NO_CUDA("gs_cuda_memset"); }

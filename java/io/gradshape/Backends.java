@@ -124,6 +124,9 @@ public final class Backends {
 
     /** Why CUDA device {@code device} cannot be used, or null when it can. */
     public static String cudaUnavailableReason(int device) {
+        if (device < 0) {
+            throw new IllegalArgumentException("device: " + device + " is not a CUDA device ordinal");
+        }
         CudaProbe probe = cudaProbe();
         if (probe.reason() != null) {
             return probe.reason();

@@ -6,8 +6,10 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * One CUDA device. Kernels are queued asynchronously on the caller's stream; results in host arrays
- * are copied back before the call returns. Before each launch the backend makes its device current
- * on the calling thread ({@code cudaSetDevice}), as a CUDA program with several devices must.
+ * are copied back before the call returns. For each call the backend makes its device current on the
+ * calling thread ({@code cudaSetDevice}), as a CUDA program with several devices must, and makes the
+ * caller's current device current again before returning: a trainer's own CUDA calls on that thread
+ * keep landing on its device.
  */
 public final class CudaBackend implements Backend {
     private final int device;
@@ -65,11 +67,12 @@ public final class CudaBackend implements Backend {
 
     /** Free and total device memory in bytes, as {@code cudaMemGetInfo} reports them now. */
     public long[] memoryInfo() {
-        activate();
-        long[] free = new long[1];
-        long[] total = new long[1];
-        Natives.check(CudaNative.gs_cuda_mem_get_info(free, total));
-        return new long[] {free[0], total[0]};
+        try (Current on = activate()) {
+            long[] free = new long[1];
+            long[] total = new long[1];
+            Natives.check(CudaNative.gs_cuda_mem_get_info(free, total));
+            return new long[] {free[0], total[0]};
+        }
     }
 
     @Override
@@ -80,8 +83,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void synchronize(long stream) {
-        activate();
-        Natives.check(CudaNative.gs_cuda_stream_synchronize(stream));
+        try (Current on = activate()) {
+            Natives.check(CudaNative.gs_cuda_stream_synchronize(stream));
+        }
     }
 
     /** Allocates device memory owned by the returned buffer. */
@@ -89,14 +93,57 @@ public final class CudaBackend implements Backend {
         return DeviceBuffer.allocate(this, dtype, length);
     }
 
+    /**
+     * Stream-ordered device memory for a call's temporary (F5): usable by the work queued on
+     * {@code stream} from now on, without the device-wide synchronization of cudaMalloc / cudaFree.
+     * Freed with {@link #freeOnStream} on the same stream.
+     */
+    Memory allocateOnStream(DType dtype, long length, long stream) {
+        try (Current on = activate()) {
+            long[] address = new long[1];
+            Natives.check(CudaNative.gs_cuda_malloc_async(Math.multiplyExact(length, (long) dtype.bytes()), address, stream));
+            return Memory.device(address[0], dtype, length, device);
+        }
+    }
+
+    /** Frees memory from {@link #allocateOnStream} after the work queued on {@code stream}; a failure throws. */
+    void freeOnStream(Memory memory, long stream) {
+        try (Current on = activate()) {
+            Natives.check(CudaNative.gs_cuda_free_async(memory.address(), stream));
+        }
+    }
+
     @Override
     public String toString() {
         return description();
     }
 
-    /** Makes this device current on the calling thread. */
-    void activate() {
-        Natives.check(CudaNative.gs_cuda_set_device(device));
+    /**
+     * Makes this device current on the calling thread until the returned scope closes, which makes
+     * the caller's device current again (F2). Scopes nest: an inner one restores this device.
+     */
+    Current activate() {
+        int[] previous = new int[1];
+        Natives.check(CudaNative.gs_cuda_exchange_device(device, previous));
+        return new Current(device, previous[0]);
+    }
+
+    /** This device made current on the calling thread; {@link #close()} restores the caller's. */
+    static final class Current implements AutoCloseable {
+        private final int device;
+        private final int previous;
+
+        private Current(int device, int previous) {
+            this.device = device;
+            this.previous = previous;
+        }
+
+        @Override
+        public void close() {
+            if (previous != device) {
+                Natives.check(CudaNative.gs_cuda_set_device(previous));
+            }
+        }
     }
 
     /**
@@ -109,10 +156,15 @@ public final class CudaBackend implements Backend {
 
     /** As {@link #copy(Memory, Memory)}, ordered after the work already queued on {@code stream}. */
     void copy(Memory dst, Memory src, long stream) {
-        activate();
         if (dst.location() == Memory.Location.HEAP && src.location() == Memory.Location.HEAP) {
             throw new IllegalArgumentException("copy: neither side is native memory");
         }
+        try (Current on = activate()) {
+            copyOnDevice(dst, src, stream);
+        }
+    }
+
+    private void copyOnDevice(Memory dst, Memory src, long stream) {
         if (src.location() == Memory.Location.HEAP) {
             try (HostBuffer staging = HostBuffer.allocate(src.dtype(), src.length())) {
                 HostCopy.arrayToNative(src, staging.address());

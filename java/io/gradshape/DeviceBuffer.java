@@ -1,9 +1,11 @@
 package io.gradshape;
 
+import io.gradshape.natives.CoreNative;
 import io.gradshape.natives.CudaNative;
 import io.gradshape.natives.Natives;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
 
 /**
  * CUDA device memory owned by this object ({@code cudaMalloc}/{@code cudaFree}). To hand gradshape
@@ -16,7 +18,7 @@ public final class DeviceBuffer extends OwnedBuffer {
     private final CudaBackend backend;
 
     private DeviceBuffer(CudaBackend backend, long address, DType dtype, long length) {
-        super(address, dtype, length, DeviceBuffer::free, LIVE_BYTES);
+        super(address, dtype, length, freeOn(backend.device()), LIVE_BYTES);
         this.backend = backend;
     }
 
@@ -24,13 +26,12 @@ public final class DeviceBuffer extends OwnedBuffer {
     public static DeviceBuffer allocate(CudaBackend backend, DType dtype, long length) {
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(dtype, "dtype");
-        if (length < 0) {
-            throw new IllegalArgumentException("length: " + length + " < 0");
+        long bytes = OwnedBuffer.checkLength(dtype, length);
+        try (CudaBackend.Current on = backend.activate()) {
+            long[] address = new long[1];
+            Natives.check(CudaNative.gs_cuda_malloc(bytes, address));
+            return new DeviceBuffer(backend, address[0], dtype, length);
         }
-        backend.activate();
-        long[] address = new long[1];
-        Natives.check(CudaNative.gs_cuda_malloc(Math.multiplyExact(length, (long) dtype.bytes()), address));
-        return new DeviceBuffer(backend, address[0], dtype, length);
     }
 
     /** A device buffer holding a copy of {@code source} (any location). */
@@ -63,7 +64,8 @@ public final class DeviceBuffer extends OwnedBuffer {
 
     /** Copies this buffer into {@code destination} (same type and length, any location); returns when done. */
     public void copyTo(Memory destination) {
-        Objects.requireNonNull(destination, "destination").require("destination", dtype(), length());
+        Objects.requireNonNull(destination, "destination").require("destination", dtype(), length())
+                .requireWritable("destination");
         backend.copy(destination, memory());
     }
 
@@ -82,8 +84,27 @@ public final class DeviceBuffer extends OwnedBuffer {
         return LIVE_BYTES.get();
     }
 
-    private static void free(long address) {
-        // cudaFree finds the device from the address (unified addressing): no device switch needed.
-        CudaNative.gs_cuda_free(address);
+    private static final System.Logger LOG = System.getLogger(DeviceBuffer.class.getName());
+
+    /**
+     * The free action of a buffer of {@code device} (F11): cudaFree runs with that device current,
+     * whichever thread frees (the Cleaner's has no device set), and the thread's device is restored.
+     * A failure cannot be thrown from close() or the Cleaner, so it is logged, never ignored.
+     */
+    private static LongConsumer freeOn(int device) {
+        return address -> {
+            int[] previous = new int[1];
+            int status = CudaNative.gs_cuda_exchange_device(device, previous);
+            if (status == 0) {
+                status = CudaNative.gs_cuda_free(address);
+                if (previous[0] != device) {
+                    CudaNative.gs_cuda_set_device(previous[0]);
+                }
+            }
+            if (status != 0) {
+                LOG.log(System.Logger.Level.ERROR, "cudaFree of device memory at 0x" + Long.toHexString(address)
+                        + " on cuda:" + device + " failed: " + CoreNative.gs_last_error_message());
+            }
+        };
     }
 }

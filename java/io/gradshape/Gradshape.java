@@ -38,8 +38,25 @@ public final class Gradshape {
         return n[0];
     }
 
-    /** Sets the CPU backend's threads; {@code threads <= 0} restores one per hardware thread. */
+    /**
+     * The most threads {@link #setCpuThreads} accepts: 4 per hardware thread, at least 64. More would only
+     * oversubscribe the cores, and thousands of native threads can exhaust the process's thread limit.
+     */
+    public static int maxCpuThreads() {
+        return Math.max(64, 4 * Runtime.getRuntime().availableProcessors());
+    }
+
+    /**
+     * Sets the CPU backend's threads; {@code threads <= 0} restores one per hardware thread.
+     *
+     * @throws IllegalArgumentException naming {@code threads} above {@link #maxCpuThreads()}
+     */
     public static void setCpuThreads(int threads) {
+        int max = maxCpuThreads();
+        if (threads > max) {
+            throw new IllegalArgumentException("threads: expected <= " + max + " (4 per hardware thread, at least 64),"
+                    + " or <= 0 for one per hardware thread; got " + threads);
+        }
         Natives.load();
         Natives.check(CoreNative.gs_cpu_set_thread_count(threads));
     }

@@ -23,12 +23,10 @@ public final class HostBuffer extends OwnedBuffer {
     /** Allocates {@code length} elements of {@code dtype} (contents undefined). */
     public static HostBuffer allocate(DType dtype, long length) {
         Objects.requireNonNull(dtype, "dtype");
-        if (length < 0) {
-            throw new IllegalArgumentException("length: " + length + " < 0");
-        }
+        long bytes = OwnedBuffer.checkLength(dtype, length);
         Natives.load();
         long[] address = new long[1];
-        Natives.check(CoreNative.gs_host_alloc(Math.multiplyExact(length, (long) dtype.bytes()), address));
+        Natives.check(CoreNative.gs_host_alloc(bytes, address));
         return new HostBuffer(address[0], dtype, length);
     }
 
@@ -55,7 +53,13 @@ public final class HostBuffer extends OwnedBuffer {
         return Memory.owned(this, Memory.Location.HOST, dtype(), length(), address(), -1);
     }
 
-    /** A little-endian (native order) view of the bytes; valid until close. Buffers over 2 GiB have none. */
+    /**
+     * A little-endian (native order) view of the bytes, valid until {@link #close()}. Buffers over 2 GiB
+     * have none. The view is a plain direct {@link ByteBuffer} that cannot know about {@code close()}:
+     * touching it after closing reads or writes freed memory (like any buffer over freed native memory,
+     * this can crash the JVM), so drop it before closing, or use {@link #memory()}, whose views do refuse
+     * use after close.
+     */
     public ByteBuffer asByteBuffer() {
         if (bytes() > Integer.MAX_VALUE) {
             throw new IllegalStateException("a HostBuffer of " + bytes() + " bytes has no ByteBuffer view");

@@ -31,9 +31,16 @@ public final class Memory {
     private final long address;      // HOST, DEVICE: address of element 0
     private final int device;        // DEVICE: CUDA device ordinal
     private final Object owner;      // kept reachable; checked for use-after-close
+    private final boolean readOnly;  // a read-only direct buffer: kernels may read it, never write it
 
     private Memory(Location location, DType dtype, long length, Object array, int arrayOffset, long address,
             int device, Object owner) {
+        this(location, dtype, length, array, arrayOffset, address, device, owner, false);
+    }
+
+    private Memory(Location location, DType dtype, long length, Object array, int arrayOffset, long address,
+            int device, Object owner, boolean readOnly) {
+        this.readOnly = readOnly;
         this.location = location;
         this.dtype = dtype;
         this.length = length;
@@ -76,7 +83,11 @@ public final class Memory {
 
     // ---- native host memory -----------------------------------------------------------------------
 
-    /** The buffer's elements from its position to its limit. Heap buffers are viewed as arrays. */
+    /**
+     * The buffer's elements from its position to its limit. Heap buffers are viewed as arrays. A
+     * read-only direct buffer (e.g. a read-only memory mapping) gives a read-only view: kernels read it,
+     * and refuse it as an output.
+     */
     public static Memory of(FloatBuffer buffer) {
         Objects.requireNonNull(buffer, "buffer");
         if (!buffer.isDirect()) {
@@ -87,10 +98,10 @@ public final class Memory {
         }
         checkNativeOrder(buffer, buffer.order());
         return new Memory(Location.HOST, DType.FLOAT32, buffer.remaining(), null, 0,
-                addressOf(new FloatPointer(buffer.slice())), -1, buffer);
+                addressOf(new FloatPointer(buffer.slice())), -1, buffer, buffer.isReadOnly());
     }
 
-    /** The buffer's elements from its position to its limit. Heap buffers are viewed as arrays. */
+    /** The buffer's elements from its position to its limit, as {@link #of(FloatBuffer)}. */
     public static Memory of(IntBuffer buffer) {
         Objects.requireNonNull(buffer, "buffer");
         if (!buffer.isDirect()) {
@@ -101,7 +112,7 @@ public final class Memory {
         }
         checkNativeOrder(buffer, buffer.order());
         return new Memory(Location.HOST, DType.INT32, buffer.remaining(), null, 0,
-                addressOf(new IntPointer(buffer.slice())), -1, buffer);
+                addressOf(new IntPointer(buffer.slice())), -1, buffer, buffer.isReadOnly());
     }
 
     /** Host memory from the pointer's position to its limit (to its capacity when the limit is 0). */
@@ -170,6 +181,11 @@ public final class Memory {
         return length * dtype.bytes();
     }
 
+    /** Whether kernels may only read this memory (a read-only direct buffer); outputs refuse it. */
+    public boolean isReadOnly() {
+        return readOnly;
+    }
+
     /** The CUDA device ordinal of device memory, else -1. */
     public int device() {
         return device;
@@ -195,15 +211,73 @@ public final class Memory {
         return arrayOffset;
     }
 
-    /** The elements [offset, offset + length) of this view. */
+    /**
+     * The elements [offset, offset + length) of this view (read-only if this view is).
+     *
+     * @throws IllegalArgumentException naming {@code offset} or {@code length} when the range leaves the view
+     */
     public Memory slice(long offset, long length) {
-        if (offset < 0 || length < 0 || offset > this.length - length) {
-            throw new IndexOutOfBoundsException("slice [" + offset + ", " + offset + " + " + length + ") of " + this.length + " elements");
+        if (offset < 0 || offset > this.length) {
+            throw new IllegalArgumentException("offset: expected 0.." + this.length + " (the view's length), got " + offset);
+        }
+        if (length < 0 || length > this.length - offset) {
+            throw new IllegalArgumentException("length: expected 0.." + (this.length - offset) + " (the view's "
+                    + this.length + " elements from offset " + offset + "), got " + length);
         }
         if (location == Location.HEAP) {
-            return new Memory(location, dtype, length, array, arrayOffset + (int) offset, 0, -1, owner);
+            return new Memory(location, dtype, length, array, arrayOffset + (int) offset, 0, -1, owner, readOnly);
         }
-        return new Memory(location, dtype, length, null, 0, address + offset * dtype.bytes(), device, owner);
+        return new Memory(location, dtype, length, null, 0, address + offset * dtype.bytes(), device, owner, readOnly);
+    }
+
+    /**
+     * Checks that a kernel may write this view as argument {@code name}.
+     *
+     * @throws IllegalArgumentException naming the argument when the view is read-only
+     */
+    Memory requireWritable(String name) {
+        if (readOnly) {
+            throw new IllegalArgumentException(name + ": read-only memory (a read-only direct buffer) cannot be written;"
+                    + " pass a writable buffer");
+        }
+        return this;
+    }
+
+    /** Whether two views are the same elements (a kernel may then work in place). */
+    static boolean sameMemory(Memory a, Memory b) {
+        if (a == b) {
+            return true;
+        }
+        if (a.location != b.location || a.dtype != b.dtype || a.length != b.length) {
+            return false;
+        }
+        if (a.location == Location.HEAP) {
+            return a.array == b.array && a.arrayOffset == b.arrayOffset;
+        }
+        return a.device == b.device && a.address == b.address;
+    }
+
+    /** Whether two views share any byte. */
+    static boolean overlaps(Memory a, Memory b) {
+        if (a.location != b.location || a.length == 0 || b.length == 0) {
+            return false;
+        }
+        long aStart;
+        long bStart;
+        if (a.location == Location.HEAP) {
+            if (a.array != b.array) {
+                return false;
+            }
+            aStart = (long) a.arrayOffset * a.dtype.bytes();
+            bStart = (long) b.arrayOffset * b.dtype.bytes();
+        } else {
+            if (a.device != b.device) {
+                return false;
+            }
+            aStart = a.address;
+            bStart = b.address;
+        }
+        return aStart < bStart + b.bytes() && bStart < aStart + a.bytes();
     }
 
     /**
@@ -260,8 +334,12 @@ public final class Memory {
     }
 
     private static void checkRange(int arrayLength, int offset, int length) {
-        if (offset < 0 || length < 0 || offset > arrayLength - length) {
-            throw new IndexOutOfBoundsException("offset " + offset + ", length " + length + " outside an array of " + arrayLength);
+        if (offset < 0 || offset > arrayLength) {
+            throw new IllegalArgumentException("offset: expected 0.." + arrayLength + " (the array's length), got " + offset);
+        }
+        if (length < 0 || length > arrayLength - offset) {
+            throw new IllegalArgumentException("length: expected 0.." + (arrayLength - offset) + " (an array of "
+                    + arrayLength + " from offset " + offset + "), got " + length);
         }
     }
 
@@ -272,6 +350,9 @@ public final class Memory {
         }
         if (length < 0) {
             throw new IllegalArgumentException("length: " + length + " < 0");
+        }
+        if (length > Long.MAX_VALUE / dtype.bytes()) {
+            throw new IllegalArgumentException("length: " + length + " elements of " + dtype + " exceed 2^63 - 1 bytes");
         }
     }
 

@@ -35,13 +35,63 @@ public abstract sealed class OwnedBuffer implements AutoCloseable permits HostBu
         public void run() {
             long a = address.getAndSet(0);
             if (a != 0) {
-                if (!closedByOwner) {
-                    LOG.log(System.Logger.Level.WARNING, what + " of " + bytes + " bytes was not closed; freed by the cleaner");
-                }
                 liveBytes.addAndGet(-bytes);
                 free.accept(a);
+                if (!closedByOwner) {
+                    reportLeak(what, bytes);
+                }
             }
         }
+    }
+
+    /** Buffers the cleaner freed because their owner forgot them, and their bytes (for the summaries). */
+    private static final AtomicLong LEAKED_BUFFERS = new AtomicLong();
+    private static final AtomicLong LEAKED_BYTES = new AtomicLong();
+    /** Leaks logged one by one; after that, one summary whenever the count reaches 10x the last one. */
+    static final int LEAKS_LOGGED_INDIVIDUALLY = 10;
+
+    /**
+     * One warning per leak would slow the single cleaner thread so much (a log record each) that a
+     * trainer forgetting buffers in a loop piles up memory waiting to be freed; so the first few leaks
+     * are logged each, then a summary at 100, 1000, 10^4... leaks.
+     */
+    private static void reportLeak(String what, long bytes) {
+        long n = LEAKED_BUFFERS.incrementAndGet();
+        long total = LEAKED_BYTES.addAndGet(bytes);
+        if (n <= LEAKS_LOGGED_INDIVIDUALLY) {
+            LOG.log(System.Logger.Level.WARNING, what + " of " + bytes + " bytes was not closed; freed by the cleaner"
+                    + (n == LEAKS_LOGGED_INDIVIDUALLY ? " (further leaks are summarised at 100, 1000, ... leaks)" : ""));
+        } else if (isPowerOfTen(n)) {
+            LOG.log(System.Logger.Level.WARNING, n + " gradshape buffers (" + total + " bytes in all) were not closed;"
+                    + " freed by the cleaner. Close buffers (try-with-resources) instead of leaving them to the garbage collector");
+        }
+    }
+
+    private static boolean isPowerOfTen(long n) {
+        while (n >= 10 && n % 10 == 0) {
+            n /= 10;
+        }
+        return n == 1;
+    }
+
+    /** Buffers freed by the cleaner rather than closed by their owner, since the JVM started. */
+    static long leakedBuffers() {
+        return LEAKED_BUFFERS.get();
+    }
+
+    /**
+     * The byte size of {@code length} elements of {@code dtype}, checked before anything is allocated.
+     *
+     * @throws IllegalArgumentException naming {@code length} when negative or when the bytes overflow
+     */
+    static long checkLength(DType dtype, long length) {
+        if (length < 0) {
+            throw new IllegalArgumentException("length: " + length + " < 0");
+        }
+        if (length > Long.MAX_VALUE / dtype.bytes()) {
+            throw new IllegalArgumentException("length: " + length + " elements of " + dtype + " exceed 2^63 - 1 bytes");
+        }
+        return length * dtype.bytes();
     }
 
     private final Allocation allocation;

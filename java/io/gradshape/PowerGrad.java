@@ -196,7 +196,8 @@ public final class PowerGrad implements AutoCloseable {
     private final long workspaceBytes;
     private DeviceBuffer rowLossScratch; // CUDA: row losses of host-returning NONE calls
     private long lastStream;
-    private String lastCall;             // what the last call was, for the error messages; null: none yet
+    private String lastCall;             // what the last call was, for the error messages; null: none, or refused
+    private boolean anyCall;             // a call was attempted (lastCall null then means it was refused or failed)
     private boolean lastLabelsOnDevice;
     private int lastClasses;
     private Result emptyResult;          // the last call had no rows: nothing ran
@@ -207,19 +208,20 @@ public final class PowerGrad implements AutoCloseable {
         HostBuffer r = HostBuffer.allocate(DType.INT64, PowerGradNative.REPORT_BYTES / 8);
         try {
             if (backend instanceof CudaBackend cuda) {
-                cuda.activate();
-                long[] bytes = new long[1];
-                Natives.check(PowerGradNative.gs_pg_workspace_cuda(bytes));
-                this.workspaceBytes = bytes[0];
-                long total = PowerGradNative.REPORT_BYTES + workspaceBytes;
-                this.device = DeviceBuffer.allocate(cuda, DType.INT64, (total + 7) / 8);
-                try {
-                    // The workspace must start zeroed; every call leaves it so.
-                    Natives.check(CudaNative.gs_cuda_memset(device.address(), 0, device.bytes(), Streams.DEFAULT));
-                    Natives.check(CudaNative.gs_cuda_stream_synchronize(Streams.DEFAULT));
-                } catch (RuntimeException e) {
-                    device.close();
-                    throw e;
+                try (CudaBackend.Current on = cuda.activate()) {
+                    long[] bytes = new long[1];
+                    Natives.check(PowerGradNative.gs_pg_workspace_cuda(bytes));
+                    this.workspaceBytes = bytes[0];
+                    long total = PowerGradNative.REPORT_BYTES + workspaceBytes;
+                    this.device = DeviceBuffer.allocate(cuda, DType.INT64, (total + 7) / 8);
+                    try {
+                        // The workspace must start zeroed; every call leaves it so.
+                        Natives.check(CudaNative.gs_cuda_memset(device.address(), 0, device.bytes(), Streams.DEFAULT));
+                        Natives.check(CudaNative.gs_cuda_stream_synchronize(Streams.DEFAULT));
+                    } catch (RuntimeException e) {
+                        device.close();
+                        throw e;
+                    }
                 }
             } else {
                 this.workspaceBytes = 0;
@@ -292,15 +294,18 @@ public final class PowerGrad implements AutoCloseable {
     public synchronized Result lastResult() {
         checkOpen();
         if (lastCall == null) {
-            throw new IllegalStateException("lastResult: no call was made on this PowerGrad yet");
+            throw new IllegalStateException(anyCall
+                    ? "lastResult: the last call on this PowerGrad was refused or failed, so it left no result"
+                    : "lastResult: no call was made on this PowerGrad yet");
         }
         if (emptyResult != null) {
             return emptyResult;
         }
         if (device != null) {
-            ((CudaBackend) backend).activate();
-            Natives.check(CudaNative.gs_cuda_memcpy(report.address(), device.address(), PowerGradNative.REPORT_BYTES, lastStream));
-            Natives.check(CudaNative.gs_cuda_stream_synchronize(lastStream));
+            try (CudaBackend.Current on = ((CudaBackend) backend).activate()) {
+                Natives.check(CudaNative.gs_cuda_memcpy(report.address(), device.address(), PowerGradNative.REPORT_BYTES, lastStream));
+                Natives.check(CudaNative.gs_cuda_stream_synchronize(lastStream));
+            }
         }
         ByteBuffer r = report.asByteBuffer();
         long bad = r.getLong(PowerGradNative.REPORT_BAD_LABELS);
@@ -377,7 +382,9 @@ public final class PowerGrad implements AutoCloseable {
     private Result computeToHost(Memory logits, int rows, int classes, Memory labels, Memory targets, Options options,
             Memory gradOut) {
         checkOpen();
+        forgetLastCall();
         Objects.requireNonNull(options, "options");
+        checkLogits(logits, rows, classes); // before the row-loss array is allocated
         boolean none = options.reduction() == Reduction.NONE;
         float[] rowLosses = none ? new float[Math.max(rows, 0)] : null;
         Memory lossOut = null;
@@ -406,17 +413,10 @@ public final class PowerGrad implements AutoCloseable {
     private void run(Memory logits, int rows, int classes, Memory labels, Memory targets, Options options, Memory gradOut,
             Memory lossOut, long stream) {
         checkOpen();
-        Objects.requireNonNull(logits, "logits");
+        forgetLastCall();
         Objects.requireNonNull(options, "options");
+        long elements = checkLogits(logits, rows, classes);
         Objects.requireNonNull(gradOut, "gradOut");
-        if (rows < 0) {
-            throw new IllegalArgumentException("rows: expected >= 0, got " + rows);
-        }
-        if (classes < 1) {
-            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
-        }
-        long elements = Math.multiplyExact((long) rows, (long) classes);
-        logits.require("logits", DType.FLOAT32, elements);
         gradOut.require("gradOut", DType.FLOAT32, elements);
         if (labels != null) {
             labels.require("labels", DType.INT32, rows);
@@ -425,33 +425,34 @@ public final class PowerGrad implements AutoCloseable {
             }
         } else {
             targets.require("targets", DType.FLOAT32, elements);
+            if (targets.location() != Memory.Location.DEVICE) {
+                checkTargets(targets);
+            }
         }
+        gradOut.requireWritable("gradOut");
         boolean none = options.reduction() == Reduction.NONE;
         if (lossOut != null) {
-            lossOut.require("lossOut", DType.FLOAT32, none ? rows : 1);
+            lossOut.require("lossOut", DType.FLOAT32, none ? rows : 1).requireWritable("lossOut");
         }
-        boolean inPlace = sameMemory(gradOut, logits);
-        if (!inPlace && overlaps(gradOut, logits)) {
+        boolean inPlace = Memory.sameMemory(gradOut, logits);
+        if (!inPlace && Memory.overlaps(gradOut, logits)) {
             throw new IllegalArgumentException("gradOut: overlaps logits without being the same memory; pass the logits "
                     + "Memory itself to compute in place, or memory disjoint from it");
         }
         Memory inputs = labels != null ? labels : targets;
         String inputName = labels != null ? "labels" : "targets";
-        if (overlaps(gradOut, inputs)) {
+        if (Memory.overlaps(gradOut, inputs)) {
             throw new IllegalArgumentException("gradOut: overlaps " + inputName);
         }
-        if (lossOut != null && (overlaps(lossOut, gradOut) || overlaps(lossOut, logits) || overlaps(lossOut, inputs))) {
+        if (lossOut != null && (Memory.overlaps(lossOut, gradOut) || Memory.overlaps(lossOut, logits) || Memory.overlaps(lossOut, inputs))) {
             throw new IllegalArgumentException("lossOut: overlaps logits, gradOut or " + inputName);
         }
 
-        // Set again once the call is queued: a failed call leaves no result to read.
-        lastCall = null;
         String call = "PowerGrad." + (labels != null ? "compute" : "computeWithTargets") + " (" + rows + " x " + classes
                 + ", " + backend.kind() + ")";
         lastClasses = classes;
         lastLabelsOnDevice = labels != null && labels.location() == Memory.Location.DEVICE;
         lastStream = stream;
-        emptyResult = null;
         if (rows == 0) {
             // Nothing to launch (and zero-length device buffers have no address): the loss is 0.
             if (lossOut != null && !none) {
@@ -482,17 +483,39 @@ public final class PowerGrad implements AutoCloseable {
             long targetsAddress = t != null ? t.address() : 0L;
             long lossAddress = l != null ? l.address() : 0L;
             if (backend instanceof CudaBackend cuda) {
-                cuda.activate();
-                long base = device.address();
-                Natives.check(PowerGradNative.gs_pg_cuda(z.address(), rows, classes, labelsAddress, targetsAddress, useIgnore,
-                        ignoreIndex, alpha, smoothing, reduction, grad, lossAddress, base, base + PowerGradNative.REPORT_BYTES,
-                        workspaceBytes, stream));
+                try (CudaBackend.Current on = cuda.activate()) {
+                    long base = device.address();
+                    Natives.check(PowerGradNative.gs_pg_cuda(z.address(), rows, classes, labelsAddress, targetsAddress, useIgnore,
+                            ignoreIndex, alpha, smoothing, reduction, grad, lossAddress, base, base + PowerGradNative.REPORT_BYTES,
+                            workspaceBytes, stream));
+                }
             } else {
                 Natives.check(PowerGradNative.gs_pg_cpu(z.address(), rows, classes, labelsAddress, targetsAddress, useIgnore,
                         ignoreIndex, alpha, smoothing, reduction, grad, lossAddress, report.address()));
             }
         }
         lastCall = call;
+    }
+
+    /** Called before any check: a refused call must not leave the previous call's result readable. */
+    private void forgetLastCall() {
+        anyCall = true;
+        lastCall = null;
+        emptyResult = null;
+    }
+
+    /** The sizes and the logits; returns rows * classes (cannot overflow a long: two ints). */
+    private static long checkLogits(Memory logits, int rows, int classes) {
+        Objects.requireNonNull(logits, "logits");
+        if (rows < 0) {
+            throw new IllegalArgumentException("rows: expected >= 0, got " + rows);
+        }
+        if (classes < 1) {
+            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
+        }
+        long elements = (long) rows * classes;
+        logits.require("logits", DType.FLOAT32, elements);
+        return elements;
     }
 
     /** Host labels: every one a class in [0, classes) or the ignore index. */
@@ -518,6 +541,42 @@ public final class PowerGrad implements AutoCloseable {
         }
     }
 
+    /**
+     * Host probability targets: every value finite. A NaN or infinite target would make the loss and its
+     * gradient row NaN without any error, so it is refused here, before the native call. Read in chunks
+     * through a buffer view: no copy of the targets.
+     */
+    private static void checkTargets(Memory targets) {
+        long n = targets.length();
+        if (targets.location() == Memory.Location.HEAP) {
+            float[] values = (float[]) targets.array();
+            int offset = targets.arrayOffset();
+            for (int i = 0; i < n; i++) {
+                if (!Float.isFinite(values[offset + i])) {
+                    throw nonFiniteTarget(i, values[offset + i]);
+                }
+            }
+            return;
+        }
+        long address = targets.address();
+        final long chunk = 1L << 24;
+        for (long start = 0; start < n; start += chunk) {
+            int len = (int) Math.min(chunk, n - start);
+            java.nio.FloatBuffer view = new FloatPointer(HostBuffer.rawPointer(address + 4 * start, 4L * len)).asBuffer();
+            for (int i = 0; i < len; i++) {
+                float v = view.get(i);
+                if (!Float.isFinite(v)) {
+                    throw nonFiniteTarget(start + i, v);
+                }
+            }
+        }
+    }
+
+    private static IllegalArgumentException nonFiniteTarget(long index, float value) {
+        return new IllegalArgumentException("targets[" + index + "]: expected a finite probability, got " + value
+                + " (the first non-finite target)");
+    }
+
     private void writeZero(Memory lossOut, long stream) {
         switch (lossOut.location()) {
             case HEAP -> ((float[]) lossOut.array())[lossOut.arrayOffset()] = 0.0f;
@@ -526,47 +585,11 @@ public final class PowerGrad implements AutoCloseable {
                 if (!(backend instanceof CudaBackend cuda)) {
                     throw new IllegalArgumentException("lossOut: CUDA device memory cannot be used by the CPU backend");
                 }
-                cuda.activate();
-                Natives.check(CudaNative.gs_cuda_memset(lossOut.address(), 0, 4, stream));
+                try (CudaBackend.Current on = cuda.activate()) {
+                    Natives.check(CudaNative.gs_cuda_memset(lossOut.address(), 0, 4, stream));
+                }
             }
         }
-    }
-
-    /** The same elements (in place). */
-    static boolean sameMemory(Memory a, Memory b) {
-        if (a == b) {
-            return true;
-        }
-        if (a.location() != b.location() || a.dtype() != b.dtype() || a.length() != b.length()) {
-            return false;
-        }
-        if (a.location() == Memory.Location.HEAP) {
-            return a.array() == b.array() && a.arrayOffset() == b.arrayOffset();
-        }
-        return a.device() == b.device() && a.address() == b.address();
-    }
-
-    /** Whether two views share any byte. */
-    static boolean overlaps(Memory a, Memory b) {
-        if (a.location() != b.location() || a.length() == 0 || b.length() == 0) {
-            return false;
-        }
-        long aStart;
-        long bStart;
-        if (a.location() == Memory.Location.HEAP) {
-            if (a.array() != b.array()) {
-                return false;
-            }
-            aStart = (long) a.arrayOffset() * a.dtype().bytes();
-            bStart = (long) b.arrayOffset() * b.dtype().bytes();
-        } else {
-            if (a.device() != b.device()) {
-                return false;
-            }
-            aStart = a.address();
-            bStart = b.address();
-        }
-        return aStart < bStart + b.bytes() && bStart < aStart + a.bytes();
     }
 
     private void checkOpen() {

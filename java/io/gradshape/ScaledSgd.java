@@ -464,10 +464,9 @@ public final class ScaledSgd implements AutoCloseable {
         this.elements = total;
         CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
         boolean ok = false;
+        // The device is current for the whole construction; the caller's is back afterwards.
+        CudaBackend.Current on = cuda != null ? cuda.activate() : null;
         try {
-            if (cuda != null) {
-                cuda.activate();
-            }
             allocateMomentum(cuda);
 
             scalesHost = keep(HostBuffer.allocate(DType.FLOAT32, Math.max(1, scaleCount)));
@@ -516,8 +515,14 @@ public final class ScaledSgd implements AutoCloseable {
             }
             ok = true;
         } finally {
-            if (!ok) {
-                close();
+            try {
+                if (!ok) {
+                    close();
+                }
+            } finally {
+                if (on != null) {
+                    on.close();
+                }
             }
         }
     }
@@ -606,15 +611,18 @@ public final class ScaledSgd implements AutoCloseable {
         }
         int first = stepCount == 0 ? 1 : 0;
         if (backend instanceof CudaBackend cuda) {
-            cuda.activate();
-            if (scalesDirty) {
-                // The mirror is pageable host memory: the copy has read it when the call returns, so a
-                // later setScale cannot race with it, and it is ordered before the kernel on the stream.
-                Natives.check(CudaNative.gs_cuda_memcpy(scalesDevice.address(), scalesHost.address(), scalesHost.bytes(), stream));
-                scalesDirty = false;
+            try (CudaBackend.Current on = cuda.activate()) {
+                if (scalesDirty) {
+                    // The mirror is pageable host memory, and an asynchronous copy from it need not have
+                    // read it when the call returns (F6): wait for it, so that a later setScale cannot
+                    // change the floats under the copy. Only after a setScale, so rarely.
+                    Natives.check(CudaNative.gs_cuda_memcpy(scalesDevice.address(), scalesHost.address(), scalesHost.bytes(), stream));
+                    Natives.check(CudaNative.gs_cuda_stream_synchronize(stream));
+                    scalesDirty = false;
+                }
+                Natives.check(ScaledSgdNative.gs_ssgd_step_cuda(table.address(), entries.length, blocks, scalesDevice.address(),
+                        lr, momentum, dampening, weightDecay, nesterov ? 1 : 0, maximize ? 1 : 0, unscale, first, stream));
             }
-            Natives.check(ScaledSgdNative.gs_ssgd_step_cuda(table.address(), entries.length, blocks, scalesDevice.address(),
-                    lr, momentum, dampening, weightDecay, nesterov ? 1 : 0, maximize ? 1 : 0, unscale, first, stream));
         } else {
             Natives.check(ScaledSgdNative.gs_ssgd_step_cpu(table.address(), entries.length, scalesHost.address(),
                     lr, momentum, dampening, weightDecay, nesterov ? 1 : 0, maximize ? 1 : 0, unscale, first));
@@ -737,7 +745,8 @@ public final class ScaledSgd implements AutoCloseable {
 
     private void checkIndex(int parameterIndex) {
         if (parameterIndex < 0 || parameterIndex >= entries.length) {
-            throw new IndexOutOfBoundsException("parameterIndex: " + parameterIndex + " outside [0, " + entries.length + ")");
+            throw new IllegalArgumentException("parameterIndex: expected 0.." + (entries.length - 1) + " (the parameters"
+                    + " registered), got " + parameterIndex);
         }
     }
 
@@ -812,6 +821,7 @@ public final class ScaledSgd implements AutoCloseable {
     private record Flat(String name, Memory weights, Memory grads, Memory momentum) {
         void validate(Backend backend, float momentumFactor) {
             checkLocation(backend, weights, name + ".weights");
+            weights.requireWritable(name + ".weights");
             checkLocation(backend, grads, name + ".grads");
             if (grads.length() != weights.length()) {
                 throw new IllegalArgumentException(name + ".grads: expected " + weights.length() + " elements (as " + name
@@ -822,6 +832,7 @@ public final class ScaledSgd implements AutoCloseable {
                     throw new IllegalArgumentException(name + ".momentum: given, but momentum is 0 (no momentum buffer is kept)");
                 }
                 checkLocation(backend, momentum, name + ".momentum");
+                momentum.requireWritable(name + ".momentum");
                 if (momentum.length() != weights.length()) {
                     throw new IllegalArgumentException(name + ".momentum: expected " + weights.length() + " elements (as " + name
                             + ".weights), got " + momentum.length());
@@ -877,12 +888,14 @@ public final class ScaledSgd implements AutoCloseable {
         void validate(Backend backend, float momentumFactor) {
             if (flatOffset < 0 && weights != null) {
                 checkLocation(backend, weights, name + ".weights");
+                weights.requireWritable(name + ".weights");
                 checkLocation(backend, grads, name + ".grads");
                 if (momentum != null) {
                     if (momentumFactor == 0) {
                         throw new IllegalArgumentException(name + ".momentumBuffer: given, but momentum is 0 (no momentum buffer is kept)");
                     }
                     checkLocation(backend, momentum, name + ".momentumBuffer");
+                    momentum.requireWritable(name + ".momentumBuffer");
                     momentum.require(name + ".momentumBuffer", DType.FLOAT32, length);
                 }
                 grads.require(name + ".grads", DType.FLOAT32, length);

@@ -47,6 +47,20 @@ public final class SpatialDependence {
     public static final int MAX_BINS = 256;
 
     /**
+     * Largest kernel size per axis. Far above any convolution trained today (large-kernel nets use up to
+     * 51); it keeps the per-channel state ({@code (kh kw - 1) / 2} displacements) and the result arrays of
+     * sane size, so that a mistyped size is refused instead of allocating gigabytes.
+     */
+    public static final int MAX_KERNEL = 1023;
+
+    /**
+     * Smallest {@code k} of {@code T_k}. Below it {@code T_k(s) = k s / ((k - 1) s + 1)} loses its
+     * accuracy in float64 near {@code s = 1} (the denominator cancels to about {@code k}), and at
+     * {@code k <= 1.1e-16} it divides by zero.
+     */
+    public static final float MIN_K = 1e-6f;
+
+    /**
      * How the dependence is computed: immutable, every setter returns a copy. {@link #defaults()} is
      * the reference mode with a 3 x 3 kernel and padding 1: Sturges bins, {@link RangeMode#PAIRS},
      * zeros kept, {@code k = 5}, {@link Order#REFERENCE}, {@link Layout#NCHW}.
@@ -81,7 +95,7 @@ public final class SpatialDependence {
             return new Options(3, 3, 1, 1, 0, RangeMode.PAIRS, 0f, 0f, false, 5f, Order.REFERENCE, Layout.NCHW);
         }
 
-        /** The convolution's kernel size: both odd and >= 3 (smaller kernels get no scaling). */
+        /** The convolution's kernel size: both odd, in 3..{@link #MAX_KERNEL} (smaller kernels get no scaling). */
         public Options kernel(int kernelH, int kernelW) {
             checkKernel("kernelH", kernelH);
             checkKernel("kernelW", kernelW);
@@ -132,10 +146,13 @@ public final class SpatialDependence {
             return new Options(kernelH, kernelW, padH, padW, bins, rangeMode, rangeLo, rangeHi, removeZeros, k, order, layout);
         }
 
-        /** The strength of {@code T_k(s) = k s / ((k - 1) s + 1)}: finite and > 0 (1 = identity, default 5). */
+        /**
+         * The strength of {@code T_k(s) = k s / ((k - 1) s + 1)}: finite and >= {@link #MIN_K} (1 = identity,
+         * default 5).
+         */
         public Options k(float k) {
-            if (!Float.isFinite(k) || !(k > 0)) {
-                throw new IllegalArgumentException("k: expected a finite value > 0, got " + k);
+            if (!Float.isFinite(k) || !(k >= MIN_K)) {
+                throw new IllegalArgumentException("k: expected a finite value >= " + MIN_K + ", got " + k);
             }
             return new Options(kernelH, kernelW, padH, padW, bins, rangeMode, rangeLo, rangeHi, removeZeros, k, order, layout);
         }
@@ -229,8 +246,8 @@ public final class SpatialDependence {
         }
 
         private static void checkKernel(String name, int size) {
-            if (size < 3 || size % 2 == 0) {
-                throw new IllegalArgumentException(name + ": expected an odd size >= 3, got " + size);
+            if (size < 3 || size % 2 == 0 || size > MAX_KERNEL) {
+                throw new IllegalArgumentException(name + ": expected an odd size in 3.." + MAX_KERNEL + ", got " + size);
             }
         }
     }
@@ -270,7 +287,9 @@ public final class SpatialDependence {
 
         /** Raw NMI of channel {@code c} at vertical offset {@code dy} and horizontal offset {@code dx}. */
         public float nmi(int c, int dy, int dx) {
-            Objects.checkIndex(c, channels);
+            if (c < 0 || c >= channels) {
+                throw new IllegalArgumentException("c: expected a channel in [0, " + channels + "), got " + c);
+            }
             return nmi[c * kernelH * kernelW + index(dy, dx)];
         }
 
@@ -299,8 +318,13 @@ public final class SpatialDependence {
 
         private int index(int dy, int dx) {
             int ry = (kernelH - 1) / 2, rx = (kernelW - 1) / 2;
-            if (Math.abs(dy) > ry || Math.abs(dx) > rx) {
-                throw new IndexOutOfBoundsException("offset (" + dy + ", " + dx + ") outside a " + kernelH + "x" + kernelW + " window");
+            if (dy < -ry || dy > ry) {
+                throw new IllegalArgumentException("dy: expected -" + ry + ".." + ry + " (a " + kernelH + "x" + kernelW
+                        + " window), got " + dy);
+            }
+            if (dx < -rx || dx > rx) {
+                throw new IllegalArgumentException("dx: expected -" + rx + ".." + rx + " (a " + kernelH + "x" + kernelW
+                        + " window), got " + dx);
             }
             return (dy + ry) * kernelW + dx + rx;
         }
@@ -356,8 +380,11 @@ public final class SpatialDependence {
             Options options, long stream) {
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(options, "options");
+        // Everything is validated before the accumulator allocates its state: a wrong input length must
+        // not cost an allocation sized by the (possibly absurd) channel count first.
+        SpatialDependenceAccumulator.checkShape(channels, height, width, options);
+        SpatialDependenceAccumulator.checkBatch(input, batch, channels, height, width, "input", "batch");
         try (SpatialDependenceAccumulator acc = new SpatialDependenceAccumulator(backend, channels, height, width, options)) {
-            acc.checkBatch(input, batch, "input", "batch");
             // Staged once for both passes: a Java array is copied to native (or device) memory one time.
             try (Staged in = Staged.in(backend, input, "input", stream)) {
                 Memory view = in.inPlace() ? input : acc.view(in.address(), input.length());
@@ -381,11 +408,20 @@ public final class SpatialDependence {
      * throughput figures (pairs/s).
      */
     public static long pairsPerChannel(int batch, int height, int width, Options options) {
+        Objects.requireNonNull(options, "options");
+        if (batch < 1) {
+            throw new IllegalArgumentException("batch: expected >= 1, got " + batch);
+        }
+        SpatialDependenceAccumulator.checkShape(1, height, width, options);
         long total = 0;
         for (long p : pairsPerSample(height, width, options)) {
             total += p;
         }
-        return Math.multiplyExact(total, (long) batch);
+        // total < 2^31 pairs per displacement x 2^19 displacements, times batch < 2^31: below 2^81, so check.
+        if (total > Long.MAX_VALUE / batch) {
+            throw new IllegalArgumentException("batch: " + batch + " samples of " + total + " pairs exceed 2^63 - 1 pairs");
+        }
+        return total * batch;
     }
 
     /** Pairs of one sample per computed displacement. */

@@ -67,14 +67,7 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
     public SpatialDependenceAccumulator(Backend backend, int channels, int height, int width, Options options) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.options = Objects.requireNonNull(options, "options");
-        checkPositive("channels", channels);
-        checkPositive("height", height);
-        checkPositive("width", width);
-        long hp = height + 2L * options.padH(), wp = width + 2L * options.padW();
-        if (hp * wp > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("height, width: the padded map " + hp + " x " + wp
-                    + " exceeds 2^31 - 1 positions");
-        }
+        checkShape(channels, height, width, options);
         this.channels = channels;
         this.height = height;
         this.width = width;
@@ -120,16 +113,49 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         observeChecked(batch, batchSize, stream, "batch");
     }
 
+    /**
+     * The checks of the constructor, before anything is allocated: sizes >= 1, the padded map within
+     * 2^31 - 1 positions per axis and per plane (the kernels index a plane with 32-bit integers), and
+     * the per-channel results ({@code channels * kernelH * kernelW} floats) within a Java array.
+     */
+    static void checkShape(int channels, int height, int width, Options options) {
+        checkPositive("channels", channels);
+        checkPositive("height", height);
+        checkPositive("width", width);
+        long hp = height + 2L * options.padH(), wp = width + 2L * options.padW();
+        if (hp > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("padH: the padded height " + height + " + 2 * " + options.padH()
+                    + " exceeds 2^31 - 1");
+        }
+        if (wp > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("padW: the padded width " + width + " + 2 * " + options.padW()
+                    + " exceeds 2^31 - 1");
+        }
+        if (hp * wp > Integer.MAX_VALUE) { // both below 2^31: the product cannot overflow a long
+            throw new IllegalArgumentException("height, width: the padded map " + hp + " x " + wp
+                    + " (padding " + options.padH() + ", " + options.padW() + ") exceeds 2^31 - 1 positions");
+        }
+        long window = (long) options.kernelH() * options.kernelW();
+        if ((long) channels * window > MAX_ARRAY) {
+            throw new IllegalArgumentException("channels: " + channels + " channels x a " + options.kernelH() + "x"
+                    + options.kernelW() + " window exceed the " + MAX_ARRAY + " elements of a Java array (the per-channel NMI)");
+        }
+    }
+
+    /** The largest Java array the results and exported state may need (HotSpot's limit). */
+    static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
+
     /** Phase 1 on a validated batch; {@code name} is the argument that non-finite values are blamed on. */
     void observeChecked(Memory batch, int batchSize, long stream, String name) {
         try (Staged in = Staged.in(backend, batch, name, stream)) {
             int status;
             if (cuda != null) {
-                cuda.activate();
-                status = SpatialDependenceNative.gs_sd_stats_cuda(in.address(), batchSize, channels, height, width,
-                        options.layout().ordinal(), options.kernelH(), options.kernelW(), options.padH(), options.padW(),
-                        options.rangeMode().ordinal(), options.removeZeros() ? 1 : 0, pairCount.address(),
-                        ranges.address(), nonfinite.address(), stream);
+                try (CudaBackend.Current on = cuda.activate()) {
+                    status = SpatialDependenceNative.gs_sd_stats_cuda(in.address(), batchSize, channels, height, width,
+                            options.layout().ordinal(), options.kernelH(), options.kernelW(), options.padH(), options.padW(),
+                            options.rangeMode().ordinal(), options.removeZeros() ? 1 : 0, pairCount.address(),
+                            ranges.address(), nonfinite.address(), stream);
+                }
             } else {
                 long before = download(nonfinite, 1, stream)[0];
                 status = SpatialDependenceNative.gs_sd_stats_cpu(in.address(), batchSize, channels, height, width,
@@ -197,23 +223,24 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         try (Staged in = Staged.in(backend, batch, name, stream)) {
             int layout = options.layout().ordinal(), mode = options.rangeMode().ordinal(), zeros = options.removeZeros() ? 1 : 0;
             if (cuda != null) {
-                cuda.activate();
-                long[] bytes = new long[1];
-                Natives.check(SpatialDependenceNative.gs_sd_histogram_workspace_cuda(batchSize, channels, height, width,
-                        options.kernelH(), options.kernelW(), tableBins, bytes));
-                long words = (bytes[0] + 7) / 8;
-                if (words > 0 && (workspace == null || workspace.length() < words)) {
-                    if (workspace != null) {
-                        workspace.close();
-                        workspace = null;
+                try (CudaBackend.Current on = cuda.activate()) {
+                    long[] bytes = new long[1];
+                    Natives.check(SpatialDependenceNative.gs_sd_histogram_workspace_cuda(batchSize, channels, height, width,
+                            options.kernelH(), options.kernelW(), tableBins, bytes));
+                    long words = (bytes[0] + 7) / 8;
+                    if (words > 0 && (workspace == null || workspace.length() < words)) {
+                        if (workspace != null) {
+                            workspace.close();
+                            workspace = null;
+                        }
+                        workspace = DeviceBuffer.allocate(cuda, DType.INT64, words);
                     }
-                    workspace = DeviceBuffer.allocate(cuda, DType.INT64, words);
+                    Natives.check(SpatialDependenceNative.gs_sd_histogram_cuda(in.address(), batchSize, channels, height,
+                            width, layout, options.kernelH(), options.kernelW(), options.padH(), options.padW(),
+                            options.bins(), mode, options.rangeLo(), options.rangeHi(), zeros, pairCount.address(),
+                            ranges.address(), tableBins, hist.address(), words > 0 ? workspace.address() : 0L,
+                            words > 0 ? workspace.bytes() : 0L, stream));
                 }
-                Natives.check(SpatialDependenceNative.gs_sd_histogram_cuda(in.address(), batchSize, channels, height,
-                        width, layout, options.kernelH(), options.kernelW(), options.padH(), options.padW(),
-                        options.bins(), mode, options.rangeLo(), options.rangeHi(), zeros, pairCount.address(),
-                        ranges.address(), tableBins, hist.address(), words > 0 ? workspace.address() : 0L,
-                        words > 0 ? workspace.bytes() : 0L, stream));
             } else {
                 Natives.check(SpatialDependenceNative.gs_sd_histogram_cpu(in.address(), batchSize, channels, height,
                         width, layout, options.kernelH(), options.kernelW(), options.padH(), options.padW(),
@@ -239,8 +266,11 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
     public Result finish(float[] previousG, long stream) {
         checkFinishing();
         int e = options.kernelH() * options.kernelW();
-        if (previousG != null && previousG.length != e) {
-            throw new IllegalArgumentException("previousG: expected " + e + " elements, got " + previousG.length);
+        if (previousG != null) {
+            if (previousG.length != e) {
+                throw new IllegalArgumentException("previousG: expected " + e + " elements, got " + previousG.length);
+            }
+            checkPreviousG(Memory.of(previousG));
         }
         checkFinite("batch", download(nonfinite, 1, stream)[0]);
         float[] nmi = new float[channels * e];
@@ -267,16 +297,70 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         Objects.requireNonNull(nmi, "nmi").require("nmi", DType.FLOAT32, (long) channels * e);
         Objects.requireNonNull(s, "s").require("s", DType.FLOAT32, e);
         Objects.requireNonNull(g, "g").require("g", DType.FLOAT32, e);
+        nmi.requireWritable("nmi");
+        s.requireWritable("s");
+        g.requireWritable("g");
+        if (gKeptPrevious != null) {
+            gKeptPrevious.require("gKeptPrevious", DType.INT32, 1).requireWritable("gKeptPrevious");
+        }
+        // Outputs written through one another would silently lose a result.
+        checkDisjoint("s", s, "nmi", nmi);
+        checkDisjoint("g", g, "nmi", nmi);
+        checkDisjoint("g", g, "s", s);
+        if (gKeptPrevious != null) {
+            checkDisjoint("gKeptPrevious", gKeptPrevious, "nmi", nmi);
+            checkDisjoint("gKeptPrevious", gKeptPrevious, "s", s);
+            checkDisjoint("gKeptPrevious", gKeptPrevious, "g", g);
+        }
         if (previousG != null) {
             previousG.require("previousG", DType.FLOAT32, e);
-        }
-        if (gKeptPrevious != null) {
-            gKeptPrevious.require("gKeptPrevious", DType.INT32, 1);
+            // previousG may be g itself (G kept in place); any other overlap with an output is an error.
+            if (!Memory.sameMemory(previousG, g)) {
+                checkDisjoint("previousG", previousG, "g", g);
+            }
+            checkDisjoint("previousG", previousG, "nmi", nmi);
+            checkDisjoint("previousG", previousG, "s", s);
+            if (gKeptPrevious != null) {
+                checkDisjoint("previousG", previousG, "gKeptPrevious", gKeptPrevious);
+            }
+            if (previousG.location() != Memory.Location.DEVICE) {
+                checkPreviousG(previousG);
+            }
         }
         if (cuda == null) {
             checkFinite("batch", download(nonfinite, 1, stream)[0]);
         }
         finalizeInto(nmi, s, g, previousG, gKeptPrevious, stream);
+    }
+
+    private static void checkDisjoint(String name, Memory a, String otherName, Memory b) {
+        if (Memory.overlaps(a, b)) {
+            throw new IllegalArgumentException(name + ": overlaps " + otherName + "; each output needs its own memory");
+        }
+    }
+
+    /**
+     * A previous G kept in place of a non-finite new one must itself be a usable scale: finite and > 0
+     * (a NaN kept would poison every later step of the optimizer). Host memory only: device memory is
+     * not read back here.
+     */
+    private static void checkPreviousG(Memory previousG) {
+        float[] values;
+        int offset;
+        if (previousG.location() == Memory.Location.HEAP) {
+            values = (float[]) previousG.array();
+            offset = previousG.arrayOffset();
+        } else {
+            values = new float[(int) previousG.length()];
+            offset = 0;
+            HostCopy.nativeToArray(previousG.address(), Memory.of(values));
+        }
+        for (int i = 0; i < previousG.length(); i++) {
+            float v = values[offset + i];
+            if (!(Float.isFinite(v) && v > 0)) {
+                throw new IllegalArgumentException("previousG[" + i + "]: expected a finite scale > 0, got " + v);
+            }
+        }
     }
 
     private void finalizeInto(Memory nmi, Memory s, Memory g, Memory previousG, Memory kept, long stream) {
@@ -289,10 +373,11 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
             long keptAddress = outKept == null ? keptFlag.address() : outKept.address();
             int zeros = options.removeZeros() ? 1 : 0;
             if (cuda != null) {
-                cuda.activate();
-                Natives.check(SpatialDependenceNative.gs_sd_finalize_cuda(channels, options.kernelH(), options.kernelW(),
-                        zeros, pairCount.address(), hist.address(), tableBins, options.k(), options.order().ordinal(),
-                        prevAddress, outNmi.address(), outS.address(), outG.address(), keptAddress, stream));
+                try (CudaBackend.Current on = cuda.activate()) {
+                    Natives.check(SpatialDependenceNative.gs_sd_finalize_cuda(channels, options.kernelH(), options.kernelW(),
+                            zeros, pairCount.address(), hist.address(), tableBins, options.k(), options.order().ordinal(),
+                            prevAddress, outNmi.address(), outS.address(), outG.address(), keptAddress, stream));
+                }
             } else {
                 Natives.check(SpatialDependenceNative.gs_sd_finalize_cpu(channels, options.kernelH(), options.kernelW(),
                         zeros, pairCount.address(), hist.address(), tableBins, options.k(), options.order().ordinal(),
@@ -314,26 +399,19 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
     /** As {@link #exportState()}, after the work queued on {@code stream}. */
     public State exportState(long stream) {
         checkOpen();
+        State one = exportPhaseOne(stream);
         int cd = channels * displacements;
-        long[] counts = new long[2 + cd];
-        counts[0] = samples;
-        counts[1] = download(nonfinite, 1, stream)[0];
-        System.arraycopy(download(pairCount, cd, stream), 0, counts, 2, cd);
-        float[] r = downloadFloats(ranges, cd * 4L, stream);
-        float[] minima = new float[2 * cd];
-        float[] maxima = new float[2 * cd];
-        for (int i = 0; i < cd; i++) {
-            minima[2 * i] = r[4 * i];
-            maxima[2 * i] = r[4 * i + 1];
-            minima[2 * i + 1] = r[4 * i + 2];
-            maxima[2 * i + 1] = r[4 * i + 3];
-        }
         long[] histogram = null;
         if (phase == Phase.BINNING) {
-            histogram = download(hist, Math.toIntExact((long) cd * tableBins * tableBins), stream);
+            long cells = (long) cd * tableBins * tableBins;
+            if (cells > MAX_ARRAY) {
+                throw new IllegalStateException("exportState: the histograms hold " + cells + " cells, more than a Java"
+                        + " array; use fewer channels per accumulator (or fewer bins) to exchange state");
+            }
+            histogram = download(hist, (int) cells, stream);
         }
-        checkFinite("batch", counts[1]);
-        return new State(channels, height, width, options, phase, tableBins, counts, minima, maxima, histogram);
+        checkFinite("batch", one.counts[1]);
+        return new State(channels, height, width, options, phase, tableBins, one.counts, one.minima, one.maxima, histogram);
     }
 
     /**
@@ -342,13 +420,23 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
      * {@link #beginBinning()}) and the histograms add.
      */
     public void mergeState(State other) {
+        mergeState(other, Streams.DEFAULT);
+    }
+
+    /**
+     * As {@link #mergeState(State)}, ordered on {@code stream} (CUDA): the state is read after the work
+     * queued there and written back there, so kernels still queued on a non-blocking stream are not
+     * overtaken (F3). Returns when the merged state is on the device.
+     */
+    public void mergeState(State other, long stream) {
         checkOpen();
         checkCompatible(other);
-        State mine = exportState();
+        checkState(other, "other", stream);
+        State mine = exportState(stream);
         if (phase == Phase.OBSERVING) {
             long[] counts = mine.counts();
             for (int i = 0; i < counts.length; i++) {
-                counts[i] = Math.addExact(counts[i], other.counts[i]);
+                counts[i] = addCounts(counts[i], other.counts[i], i);
             }
             float[] minima = mine.minima(), maxima = mine.maxima();
             for (int i = 0; i < minima.length; i++) {
@@ -363,23 +451,47 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
             }
             long[] h = mine.histogram();
             for (int i = 0; i < h.length; i++) {
-                h[i] = Math.addExact(h[i], other.histogram[i]);
+                h[i] = addCounts(h[i], other.histogram[i], i);
             }
         }
-        load(mine);
+        checkState(mine, "other", stream);
+        load(mine, stream);
+    }
+
+    private static long addCounts(long a, long b, int index) {
+        long sum = a + b;
+        if (((a ^ sum) & (b ^ sum)) < 0) {
+            throw new IllegalArgumentException("other: merged counts overflow a 64-bit integer (element " + index + ")");
+        }
+        return sum;
     }
 
     /** Replaces the state with {@code state} (same phase, shapes and options), e.g. after an all-reduce. */
     public void importState(State state) {
+        importState(state, Streams.DEFAULT);
+    }
+
+    /** As {@link #importState(State)}, the state written on {@code stream} (CUDA); returns when it is there. */
+    public void importState(State state, long stream) {
         checkOpen();
         checkCompatible(state);
-        load(state);
+        checkState(state, "state", stream);
+        load(state, stream);
     }
 
     /** Clears the state and starts a new round in phase 1, keeping the buffers. */
     public void reset() {
+        reset(Streams.DEFAULT);
+    }
+
+    /**
+     * As {@link #reset()}, the state cleared on {@code stream} (CUDA), after the kernels queued there:
+     * on the legacy default stream the clearing could run before them when the caller's stream is
+     * non-blocking (PyTorch's pool streams are), and their counts would then land in the new round.
+     */
+    public void reset(long stream) {
         checkOpen();
-        clearStatistics(Streams.DEFAULT);
+        clearStatistics(stream);
         phase = Phase.OBSERVING;
         tableBins = 0;
     }
@@ -523,8 +635,14 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
 
         /** Pairs used by channel {@code c}, displacement {@code u}. */
         public long pairCount(int c, int u) {
-            return counts[2 + Objects.checkIndex(c, channels) * options.displacements()
-                    + Objects.checkIndex(u, options.displacements())];
+            if (c < 0 || c >= channels) {
+                throw new IllegalArgumentException("c: expected a channel in [0, " + channels + "), got " + c);
+            }
+            int d = options.displacements();
+            if (u < 0 || u >= d) {
+                throw new IllegalArgumentException("u: expected a displacement in [0, " + d + "), got " + u);
+            }
+            return counts[2 + c * d + u];
         }
     }
 
@@ -551,9 +669,23 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
     }
 
     void checkBatch(Memory batch, int batchSize, String name, String sizeName) {
+        checkBatch(batch, batchSize, channels, height, width, name, sizeName);
+    }
+
+    /**
+     * A batch of {@code batchSize} samples of {@code channels x height x width} floats. The expected
+     * length is an overflow-checked product: a wrapped product could match a short array and let the
+     * kernel read far past it.
+     */
+    static void checkBatch(Memory batch, int batchSize, int channels, int height, int width, String name, String sizeName) {
         Objects.requireNonNull(batch, name);
         checkPositive(sizeName, batchSize);
-        batch.require(name, DType.FLOAT32, (long) batchSize * channels * height * width);
+        long sample = (long) channels * height * width; // three ints >= 1 whose padded plane was checked: < 2^62
+        if (sample > Long.MAX_VALUE / batchSize) {
+            throw new IllegalArgumentException(sizeName + ": " + batchSize + " samples of " + channels + " x " + height
+                    + " x " + width + " floats overflow a 64-bit length");
+        }
+        batch.require(name, DType.FLOAT32, sample * batchSize);
     }
 
     /** A view of memory this backend addresses directly (a staged copy), for the *Checked methods. */
@@ -586,7 +718,98 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
         }
     }
 
-    private void load(State state) {
+    /**
+     * A state arriving from outside (an all-reduce, a file, another process) is checked before it reaches
+     * the kernels, which trust it: corrupted counts would index outside the tables or give NaN results.
+     * Counts are >= 0; no pair set holds more pairs than its samples allow; each range is either empty
+     * ({@code +inf, -inf}, as before any pair) or finite and ordered, and finite whenever pairs were
+     * counted (except with a fixed range, which leaves them empty); in phase 2 the phase-1 parts equal this accumulator's (only the histogram is reduced) and
+     * no table holds more counts than its pairs.
+     */
+    private void checkState(State state, String name, long stream) {
+        long samples = state.counts[0];
+        if (samples < 0) {
+            throw new IllegalArgumentException(name + ": counts[0] (samples observed) is " + samples + " < 0");
+        }
+        if (state.counts[1] < 0) {
+            throw new IllegalArgumentException(name + ": counts[1] (non-finite input values) is " + state.counts[1] + " < 0");
+        }
+        if (maxPairsPerSample > 0 && samples > Long.MAX_VALUE / maxPairsPerSample) {
+            throw new IllegalArgumentException(name + ": counts[0] = " + samples + " samples of " + maxPairsPerSample
+                    + " pairs overflow a 64-bit count");
+        }
+        long[] perSample = SpatialDependence.pairsPerSample(height, width, options);
+        int d = displacements;
+        for (int c = 0; c < channels; c++) {
+            for (int u = 0; u < d; u++) {
+                int i = c * d + u;
+                long pairs = state.counts[2 + i];
+                long most = samples * perSample[u];
+                if (pairs < 0 || pairs > most) {
+                    throw new IllegalArgumentException(name + ": counts[" + (2 + i) + "] (pairs of channel " + c
+                            + ", displacement " + u + ") is " + pairs + ", expected 0.." + most + " for " + samples + " samples");
+                }
+                for (int side = 0; side < 2; side++) {
+                    int r = 2 * i + side;
+                    float lo = state.minima[r], hi = state.maxima[r];
+                    boolean empty = lo == Float.POSITIVE_INFINITY && hi == Float.NEGATIVE_INFINITY;
+                    boolean finite = Float.isFinite(lo) && Float.isFinite(hi) && lo <= hi;
+                    // A fixed range never reads these (they stay empty), so there pairs need no range.
+                    boolean fixed = options.rangeMode() == RangeMode.FIXED;
+                    if (!(finite || (empty && (pairs == 0 || fixed)))) {
+                        throw new IllegalArgumentException(name + ": minima[" + r + "], maxima[" + r + "] = [" + lo + ", "
+                                + hi + "] (channel " + c + ", displacement " + u + ", " + (side == 0 ? "P" : "Q") + ") is "
+                                + (pairs == 0 ? "neither empty (+inf, -inf) nor" : "not") + " a finite ordered range");
+                    }
+                }
+            }
+        }
+        if (state.phase != Phase.BINNING) {
+            return;
+        }
+        State mine = exportPhaseOne(stream);
+        if (!Arrays.equals(mine.counts, state.counts) || !Arrays.equals(mine.minima, state.minima)
+                || !Arrays.equals(mine.maxima, state.maxima)) {
+            throw new IllegalArgumentException(name + ": its phase-1 counts and ranges differ from this accumulator's;"
+                    + " in phase 2 only the histogram is reduced (reduce phase 1 before beginBinning())");
+        }
+        long cells = (long) tableBins * tableBins;
+        for (int i = 0; i < channels * d; i++) {
+            long sum = 0;
+            for (long j = i * cells; j < (i + 1) * cells; j++) {
+                long v = state.histogram[(int) j];
+                if (v < 0) {
+                    throw new IllegalArgumentException(name + ": histogram[" + j + "] is " + v + " < 0");
+                }
+                sum += v; // a wrap to negative is caught below with the excess
+                if (sum < 0 || sum > state.counts[2 + i]) {
+                    throw new IllegalArgumentException(name + ": the table of channel " + i / d + ", displacement " + i % d
+                            + " holds more counts than its " + state.counts[2 + i] + " pairs");
+                }
+            }
+        }
+    }
+
+    /** The phase-1 parts of this accumulator's state (no histogram). */
+    private State exportPhaseOne(long stream) {
+        int cd = channels * displacements;
+        long[] counts = new long[2 + cd];
+        counts[0] = samples;
+        counts[1] = download(nonfinite, 1, stream)[0];
+        System.arraycopy(download(pairCount, cd, stream), 0, counts, 2, cd);
+        float[] r = downloadFloats(ranges, cd * 4L, stream);
+        float[] minima = new float[2 * cd];
+        float[] maxima = new float[2 * cd];
+        for (int i = 0; i < cd; i++) {
+            minima[2 * i] = r[4 * i];
+            maxima[2 * i] = r[4 * i + 1];
+            minima[2 * i + 1] = r[4 * i + 2];
+            maxima[2 * i + 1] = r[4 * i + 3];
+        }
+        return new State(channels, height, width, options, phase, tableBins, counts, minima, maxima, null);
+    }
+
+    private void load(State state, long stream) {
         int cd = channels * displacements;
         float[] r = new float[4 * cd];
         for (int i = 0; i < cd; i++) {
@@ -595,11 +818,11 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
             r[4 * i + 2] = state.minima[2 * i + 1];
             r[4 * i + 3] = state.maxima[2 * i + 1];
         }
-        upload(Memory.of(Arrays.copyOfRange(state.counts, 2, 2 + cd)), pairCount);
-        upload(Memory.of(new long[] {state.counts[1]}), nonfinite);
-        upload(Memory.of(r), ranges);
+        upload(Memory.of(Arrays.copyOfRange(state.counts, 2, 2 + cd)), pairCount, stream);
+        upload(Memory.of(new long[] {state.counts[1]}), nonfinite, stream);
+        upload(Memory.of(r), ranges, stream);
         if (phase == Phase.BINNING) {
-            upload(Memory.of(state.histogram), hist);
+            upload(Memory.of(state.histogram), hist, stream);
         }
         samples = state.counts[0];
     }
@@ -613,7 +836,7 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
             r[i] = Float.POSITIVE_INFINITY;
             r[i + 1] = Float.NEGATIVE_INFINITY;
         }
-        upload(Memory.of(r), ranges);
+        upload(Memory.of(r), ranges, stream);
         samples = 0;
     }
 
@@ -624,17 +847,18 @@ public final class SpatialDependenceAccumulator implements AutoCloseable {
     private void zero(OwnedBuffer buffer, long length, long stream) {
         long bytes = length * buffer.dtype().bytes();
         if (cuda != null) {
-            cuda.activate();
-            Natives.check(CudaNative.gs_cuda_memset(buffer.address(), 0, bytes, stream));
+            try (CudaBackend.Current on = cuda.activate()) {
+                Natives.check(CudaNative.gs_cuda_memset(buffer.address(), 0, bytes, stream));
+            }
         } else {
             Pointer.memset(HostBuffer.rawPointer(buffer.address(), bytes), 0, bytes);
         }
     }
 
-    /** Copies a host array into the start of {@code buffer}; returns when done. */
-    private void upload(Memory array, OwnedBuffer buffer) {
+    /** Copies a host array into the start of {@code buffer}, ordered on {@code stream}; returns when done. */
+    private void upload(Memory array, OwnedBuffer buffer, long stream) {
         if (cuda != null) {
-            cuda.copy(buffer.memory().slice(0, array.length()), array);
+            cuda.copy(buffer.memory().slice(0, array.length()), array, stream);
         } else {
             HostCopy.arrayToNative(array, buffer.address());
         }

@@ -15,18 +15,26 @@ import java.util.Objects;
  * }</pre>
  *
  * Copies back run when the block closes, after the kernel was queued on {@code stream}.
+ *
+ * <p>On CUDA a temporary is stream-ordered memory ({@code cudaMallocAsync} / {@code cudaFreeAsync} on
+ * the call's stream, F5): no {@code cudaMalloc} / {@code cudaFree} per argument, so no device-wide
+ * synchronization, and the free's status is checked like every other call.
  */
 final class Staged implements AutoCloseable {
     private final Backend backend;
     private final Memory target;
-    private final OwnedBuffer temporary; // null when the target is used in place
+    private final HostBuffer temporary;  // CPU: the host copy; null otherwise
+    private final Memory deviceTemporary; // CUDA: the stream-ordered copy; null otherwise
     private final boolean copyBack;
     private final long stream;
+    private boolean closed;
 
-    private Staged(Backend backend, Memory target, OwnedBuffer temporary, boolean copyBack, long stream) {
+    private Staged(Backend backend, Memory target, HostBuffer temporary, Memory deviceTemporary, boolean copyBack,
+            long stream) {
         this.backend = backend;
         this.target = target;
         this.temporary = temporary;
+        this.deviceTemporary = deviceTemporary;
         this.copyBack = copyBack;
         this.stream = stream;
     }
@@ -48,16 +56,22 @@ final class Staged implements AutoCloseable {
 
     /** The address the backend's kernel uses. */
     long address() {
-        return temporary != null ? temporary.address() : target.address();
+        if (closed) {
+            throw new IllegalStateException("Staged argument used after close");
+        }
+        return temporary != null ? temporary.address() : deviceTemporary != null ? deviceTemporary.address() : target.address();
     }
 
     /** Whether the argument is used in place (no temporary copy). */
     boolean inPlace() {
-        return temporary == null;
+        return temporary == null && deviceTemporary == null;
     }
 
     private static Staged stage(Backend backend, Memory memory, String name, long stream, boolean copyIn, boolean copyBack) {
         Objects.requireNonNull(memory, name);
+        if (copyBack) {
+            memory.requireWritable(name); // callers check first; this keeps a missed check from writing read-only memory
+        }
         Memory.Location where = memory.location();
         if (backend instanceof CudaBackend cuda) {
             if (where == Memory.Location.DEVICE) {
@@ -66,48 +80,56 @@ final class Staged implements AutoCloseable {
                             + " given to the backend of cuda:" + cuda.device());
                 }
                 memory.address(); // use-after-close check
-                return new Staged(backend, memory, null, false, stream);
+                return new Staged(backend, memory, null, null, false, stream);
             }
-            DeviceBuffer temp = DeviceBuffer.allocate(cuda, memory.dtype(), memory.length());
+            Memory temp = cuda.allocateOnStream(memory.dtype(), memory.length(), stream);
             try {
                 if (copyIn) {
-                    cuda.copy(temp.memory(), memory, stream);
+                    cuda.copy(temp, memory, stream);
                 }
             } catch (RuntimeException e) {
-                temp.close();
+                cuda.freeOnStream(temp, stream);
                 throw e;
             }
-            return new Staged(backend, memory, temp, copyBack, stream);
+            return new Staged(backend, memory, null, temp, copyBack, stream);
         }
         if (where == Memory.Location.DEVICE) {
             throw new IllegalArgumentException(name + ": CUDA device memory cannot be used by the CPU backend");
         }
         if (where == Memory.Location.HOST) {
             memory.address(); // use-after-close check
-            return new Staged(backend, memory, null, false, stream);
+            return new Staged(backend, memory, null, null, false, stream);
         }
         HostBuffer temp = HostBuffer.allocate(memory.dtype(), memory.length());
         if (copyIn) {
             HostCopy.arrayToNative(memory, temp.address());
         }
-        return new Staged(backend, memory, temp, copyBack, stream);
+        return new Staged(backend, memory, temp, null, copyBack, stream);
     }
 
     @Override
     public void close() {
-        if (temporary == null || temporary.isClosed()) {
+        if (closed) {
             return;
         }
-        try {
-            if (copyBack) {
-                if (backend instanceof CudaBackend cuda) {
-                    cuda.copy(target, temporary.memory(), stream);
-                } else {
+        closed = true;
+        if (deviceTemporary != null) {
+            CudaBackend cuda = (CudaBackend) backend;
+            try {
+                if (copyBack) {
+                    cuda.copy(target, deviceTemporary, stream);
+                }
+            } finally {
+                cuda.freeOnStream(deviceTemporary, stream);
+            }
+        } else if (temporary != null) {
+            try {
+                if (copyBack) {
                     HostCopy.nativeToArray(temporary.address(), target);
                 }
+            } finally {
+                temporary.close();
             }
-        } finally {
-            temporary.close();
         }
     }
 }

@@ -20,9 +20,12 @@
  * bad:     class-index targets outside [0, classes) and not ignored (the Java layer rejects these for
  *          host labels; device labels are only seen by the kernel): gradient row NaN, row loss NaN,
  *          not counted, reported in bad_labels / first_bad_label_row.
- * nonfinite: a counted row whose logits hold NaN or +-infinity (detected as a non-finite sum of
- *          e^(z - m) or of z): gradient row NaN, row loss NaN, reported in nonfinite_rows /
- *          first_nonfinite_row. The reduced loss is then NaN too.
+ * nonfinite: a counted row with at least one logit NaN or +-infinity (CUDA: or one probability
+ *          target NaN or +-infinity; host targets are checked by the Java layer): gradient row NaN,
+ *          row loss NaN, reported in nonfinite_rows / first_nonfinite_row. The reduced loss is then
+ *          NaN too. A row of finite logits of any magnitude (e.g. {3e38, -3e38}) is not: its gradient
+ *          is finite and its loss, formed in float64, that of a float64 evaluation (a float row loss
+ *          beyond FLT_MAX reads as +inf in `loss`; the report keeps the float64 value).
  * counted: every other row (with probability targets: every row). B = their number. With MEAN and
  *          B = 0 (every row ignored) the loss is 0 and the gradient is 0 (PyTorch returns NaN there).
  *
@@ -62,7 +65,8 @@ typedef struct gs_pg_report {
     int64_t reserved[2];
 } gs_pg_report;
 
-/* report: host memory. Synchronous; multi-threaded over rows, float64 accumulation. */
+/* report: host memory. Synchronous; multi-threaded over rows (and within rows longer than 32768 when
+   rows are fewer than twice the threads); float32 partial sums over 1024 elements added in float64. */
 int gs_pg_cpu(const float* logits, int32_t rows, int32_t classes, const int32_t* labels,
               const float* targets, int32_t use_ignore, int32_t ignore_index, float alpha,
               float smoothing, int32_t reduction, float* grad, float* loss, gs_pg_report* report);

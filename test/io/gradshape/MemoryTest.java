@@ -26,9 +26,9 @@ class MemoryTest {
         assertEquals(12, m.bytes());
         Memory s = m.slice(1, 2);
         assertEquals(2, s.length());
-        assertThrows(IndexOutOfBoundsException.class, () -> m.slice(2, 2));
-        assertThrows(IndexOutOfBoundsException.class, () -> Memory.of(a, 4, 2));
-        assertThrows(IndexOutOfBoundsException.class, () -> Memory.of(a, -1, 2));
+        assertThrows(IllegalArgumentException.class, () -> m.slice(2, 2));
+        assertThrows(IllegalArgumentException.class, () -> Memory.of(a, 4, 2));
+        assertThrows(IllegalArgumentException.class, () -> Memory.of(a, -1, 2));
         assertThrows(IllegalStateException.class, m::address);
         NullPointerException npe = assertThrows(NullPointerException.class, () -> Memory.of((float[]) null));
         assertEquals("array", npe.getMessage());

@@ -59,6 +59,9 @@ final class ScaledSgdOracle {
             if (t.scale != null) {
                 d = t.scale[t.position(i)] * d;            // d = G . g
             }
+            if (maximize) {
+                d = -d;                                    // torch.optim.SGD: negate first, before decay and momentum
+            }
             if (t.decay && weightDecay != 0) {
                 d += weightDecay * t.w[i];                 // decay after scaling, not scaled
             }
@@ -66,7 +69,7 @@ final class ScaledSgdOracle {
                 t.buf[i] = first ? d : momentum * t.buf[i] + (1 - dampening) * d;
                 d = nesterov ? d + momentum * t.buf[i] : t.buf[i];
             }
-            t.w[i] = maximize ? t.w[i] + lr * d : t.w[i] - lr * d;
+            t.w[i] -= lr * d;                              // maximize too: decay still shrinks w
         }
     }
 }

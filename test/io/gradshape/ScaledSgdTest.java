@@ -638,8 +638,8 @@ class ScaledSgdTest {
             assertMessage("g: expected 9 elements (the 3 x 3 kernel of parameters[0]), got 8", () -> sgd.setScale(0, new float[8]));
             assertMessage("parameterIndex: parameters[1] was registered without a kernel, so it takes no scale",
                     () -> sgd.setScale(1, new float[1]));
-            assertThrows(IndexOutOfBoundsException.class, () -> sgd.setScale(9, new float[9]));
-            assertThrows(IndexOutOfBoundsException.class, () -> sgd.momentumBuffer(-1));
+            assertThrows(IllegalArgumentException.class, () -> sgd.setScale(9, new float[9]));
+            assertThrows(IllegalArgumentException.class, () -> sgd.momentumBuffer(-1));
             float[] bad = new float[9];
             bad[4] = Float.NaN;
             assertMessage("g[4]: expected a finite value, got NaN", () -> sgd.setScale(0, bad));
@@ -716,6 +716,66 @@ class ScaledSgdTest {
             w.close();
             assertThrows(IllegalStateException.class, sgd::step);
             assertEquals(0, sgd.stepCount());
+        }
+    }
+
+    /**
+     * maximize against torch.optim.SGD's _single_tensor_sgd, transcribed line by line in float64 (not the
+     * SPEC oracle): the gradient is negated first, then decay is added, then momentum. With maximize the
+     * decay must still pull the weights towards 0 and the momentum buffer must hold -g + wd w on step 1.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void maximizeMatchesTorchOptimSgd(TestBackend testBackend) {
+        Backend backend = testBackend.get();
+        long seed = 20261201;
+        Random rnd = new Random(seed);
+        int n = 37; // odd: vector bodies and scalar tails both run
+        double lr = 0.05, momentum = 0.9, dampening = 0.1, wd = 0.2;
+        double[] buf = null;
+        try (Model model = new Model(backend, List.of(Spec.plain(n)), rnd, false);
+                ScaledSgd sgd = model.register(ScaledSgd.builder(backend).lr((float) lr).momentum((float) momentum)
+                        .dampening((float) dampening).weightDecay((float) wd).maximize(true)).build()) {
+            double[] param = new double[n];
+            for (int i = 0; i < n; i++) {
+                param[i] = model.w0[0][i];
+            }
+            for (int step = 0; step < 5; step++) {
+                float[] grad = step == 4 ? new float[n] : random(rnd, n, 0.1f); // step 5: decay and momentum alone
+                write(backend, model.g[0], grad);
+                sgd.step();
+                // torch/optim/sgd.py, _single_tensor_sgd:
+                double[] d = new double[n];
+                for (int i = 0; i < n; i++) {
+                    d[i] = -grad[i];                         // grad = grad if not maximize else -grad
+                    d[i] += wd * param[i];                   // grad = grad.add(param, alpha=weight_decay)
+                }
+                if (buf == null) {
+                    buf = d.clone();                         // buf = torch.clone(grad).detach()
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        buf[i] = momentum * buf[i] + (1 - dampening) * d[i]; // buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+                    }
+                }
+                for (int i = 0; i < n; i++) {
+                    param[i] += -lr * buf[i];                // param.add_(grad, alpha=-lr), grad = buf
+                }
+                String where = backend.kind() + " seed " + seed + " n " + n + " step " + (step + 1);
+                assertClose(param, read(backend, model.w[0]), where + ": weights");
+                assertClose(buf, read(backend, sgd.momentumBuffer(0)), where + ": momentum buffer (torch's sign)");
+            }
+        }
+    }
+
+    @Test
+    void maximizeStillDecaysTheWeights() {
+        // Zero gradient, no momentum: one step is w - lr wd w whatever maximize says.
+        float[] w0 = {1f, -2f, 3f};
+        try (HostBuffer w = HostBuffer.of(w0); HostBuffer g = HostBuffer.of(new float[3]);
+                ScaledSgd sgd = ScaledSgd.builder(CPU).lr(0.5f).weightDecay(0.1f).maximize(true)
+                        .addParameter(Parameter.of(w.memory(), g.memory())).build()) {
+            sgd.step();
+            assertArrayEquals(new float[] {0.95f, -1.9f, 2.85f}, w.toFloatArray(), 1e-6f);
         }
     }
 

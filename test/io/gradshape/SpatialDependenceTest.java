@@ -471,7 +471,7 @@ class SpatialDependenceTest {
         assertTrue(text.contains("S = ") && text.contains("G = "), text);
         assertEquals(1 + 3 + 3, text.split("\n").length, text);
         assertEquals(r.g()[4], r.g(0, 0));
-        assertThrows(IndexOutOfBoundsException.class, () -> r.g(2, 0));
+        assertThrows(IllegalArgumentException.class, () -> r.g(2, 0));
     }
 
     // ---- errors -------------------------------------------------------------------------------------

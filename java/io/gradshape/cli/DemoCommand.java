@@ -13,6 +13,8 @@ import io.gradshape.SpatialDependence.Options;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.List;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -23,32 +25,20 @@ import java.util.SplittableRandom;
  * is timed, and checked against the formula it implements; with a GPU the same work also runs on the
  * CPU and the two are compared.
  */
-final class DemoCommand implements Command {
+@Command(name = "demo",
+        header = "a tour on data made here: S and G, a scaled SGD step, PowerGrad, timed (the main job)",
+        description = {
+            "Runs on the best backend (CUDA when usable, else the CPU; --backend picks one). With a GPU the same",
+            "work also runs on the CPU and the results are cross-checked. Takes seconds on a 2-core CPU."})
+final class DemoCommand extends KernelCommand {
     // Feature maps: a batch of a mid-network layer, small enough for a 2-core CPU in seconds.
     private static final int N = 32, C = 32, H = 56, W = 56;
     private static final int LOGIT_ROWS = 4096, CLASSES = 1000;
     private static final float LR = 0.1f, MOMENTUM = 0.9f, WEIGHT_DECAY = 1e-4f;
 
-    @Override
-    public String name() {
-        return "demo";
-    }
-
-    @Override
-    public String summary() {
-        return "a tour on data made here: S and G, a scaled SGD step, PowerGrad, timed (the main job)";
-    }
-
-    @Override
-    public String details() {
-        return "Runs on the best backend (CUDA when usable, else the CPU; --backend picks one). With a GPU the same\n"
-                + "work also runs on the CPU and the results are cross-checked. Takes seconds on a 2-core CPU.\n";
-    }
-
-    @Override
-    public List<Option> options() {
-        return List.of(Option.optional("repeats", "N", "timed runs of each kernel (the median is shown)", "5"));
-    }
+    @Option(names = "--repeats", paramLabel = "N", defaultValue = "5", converter = OptionValues.Int.class,
+            description = "timed runs of each kernel (the median is shown)")
+    int repeats;
 
     /** One line of the timing table. */
     private record Timing(String kernel, String work, String backend, double seconds, double rate, String unit) {}
@@ -57,10 +47,9 @@ final class DemoCommand implements Command {
     private record Outputs(float[] g3, float[] g5, float[] g7, float[] weights, float[] pgtGrad, double pgtLoss) {}
 
     @Override
-    public int run(Args args, Terminal terminal) throws Exception {
-        int repeats = args.intValue("repeats");
-        args.check(repeats >= 1 && repeats <= 1000, "repeats", "must be from 1 to 1000");
-        Backends.Selection selection = args.backendSelection();
+    int run(Terminal terminal) throws Exception {
+        check(repeats >= 1 && repeats <= 1000, "--repeats", "must be from 1 to 1000");
+        Backends.Selection selection = common.backendSelection();
         Backend backend = selection.backend();
         PrintStream out = terminal.out();
         out.println("gradshape " + Gradshape.version() + " demo: spatial gradient scaling and PowerGrad on data made here");

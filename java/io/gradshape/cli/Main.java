@@ -4,17 +4,37 @@ import io.gradshape.Gradshape;
 import io.gradshape.GradshapeException;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
-import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
+import java.util.ServiceConfigurationError;
+import java.util.ServiceLoader;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.MissingParameterException;
+import picocli.CommandLine.Model.ArgSpec;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.OverwrittenOptionException;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParseResult;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.TypeConversionException;
+import picocli.CommandLine.UnmatchedArgumentException;
 
 /**
- * The gradshape command line: {@code java -jar target/gradshape.jar <command> [options]}.
+ * The gradshape command line: {@code java -jar target/gradshape-core.jar <command> [options]}, parsed
+ * by picocli. The core's commands come first; every {@link AddOnCommand} on the classpath (found with
+ * {@link ServiceLoader}, e.g. {@code train}) is added after them.
  *
  * <p>Exit status: {@value #EXIT_OK} success, {@value #EXIT_RUNTIME_ERROR} runtime error (a file that
  * is missing or malformed, unusable data, a native or CUDA failure), {@value #EXIT_USAGE} usage error
@@ -26,20 +46,15 @@ public final class Main {
     public static final int EXIT_RUNTIME_ERROR = 1;
     public static final int EXIT_USAGE = 2;
 
-    /** Every command, in the order {@code --help} lists them. A new command is one more line here. */
-    static final List<Command> COMMANDS = List.of(
-            new InfoCommand(),
-            new DependenceCommand(),
-            new SgdStepCommand(),
-            new PgtCommand(),
-            new DemoCommand());
-
-    private static final int HELP_COLUMN_MAX = 34;
-
     private Main() {}
 
+    /** The core's commands, fresh (picocli writes the options into them), in the order {@code --help} lists them. */
+    static List<Object> builtInCommands() {
+        return List.of(new InfoCommand(), new DependenceCommand(), new SgdStepCommand(), new PgtCommand(), new DemoCommand());
+    }
+
     public static void main(String[] args) {
-        int status = run(args, new Terminal(System.out, System.err, System.console() != null), COMMANDS);
+        int status = run(args, new Terminal(System.out, System.err, System.console() != null), builtInCommands());
         System.out.flush();
         System.err.flush();
         System.exit(status);
@@ -47,59 +62,90 @@ public final class Main {
 
     /** Runs one command line, writing to {@code out} and {@code err}; returns the exit status (never exits). */
     public static int run(String[] args, PrintStream out, PrintStream err) {
-        return run(args, new Terminal(out, err, false), COMMANDS);
+        return run(args, new Terminal(out, err, false), builtInCommands());
     }
 
-    static int run(String[] args, Terminal terminal, List<Command> commands) {
-        List<String> words = Arrays.asList(args);
-        boolean verbose = words.contains("--verbose");
-        Command resolved = null;
-        try {
-            int i = 0;
-            for (; i < words.size() && words.get(i).startsWith("-"); i++) {
-                switch (words.get(i)) {
-                    case "--help", "-h" -> {
-                        terminal.out().print(globalHelp(commands));
-                        return EXIT_OK;
-                    }
-                    case "--version" -> {
-                        terminal.out().println("gradshape " + Gradshape.version());
-                        return EXIT_OK;
-                    }
-                    case "--verbose" -> { }
-                    default -> throw new UsageException("unknown option " + words.get(i)
-                            + " before the command (global options: --help, --version, --verbose)");
-                }
-            }
-            if (i == words.size()) {
-                terminal.out().print(globalHelp(commands));
+    /** The global options, before the command. */
+    @Command(name = "gradshape")
+    static final class Root {
+        @Option(names = {"-h", "--help"}, usageHelp = true)
+        boolean help;
+
+        @Option(names = "--version", versionHelp = true)
+        boolean version;
+
+        @Option(names = "--verbose")
+        boolean verbose;
+    }
+
+    /** {@code gradshape help [command]}: the same text as {@code gradshape [command] --help}. */
+    @Command(name = "help", hidden = true, header = "show the help of a command")
+    static final class Help implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Parameters(arity = "0..1", paramLabel = "COMMAND")
+        String command;
+
+        PrintStream out;
+
+        @Override
+        public Integer call() {
+            CommandLine root = spec.root().commandLine();
+            if (command == null) {
+                root.usage(out);
                 return EXIT_OK;
             }
-            String command = words.get(i);
-            List<String> rest = words.subList(i + 1, words.size());
-            if (command.equals("help")) {
-                if (rest.isEmpty()) {
-                    terminal.out().print(globalHelp(commands));
+            CommandLine c = root.getSubcommands().get(command);
+            if (c == null || c.getCommandSpec().usageMessage().hidden()) {
+                throw new ParameterException(root, unknownCommand(root, command));
+            }
+            c.usage(out);
+            return EXIT_OK;
+        }
+    }
+
+    static int run(String[] args, Terminal terminal, List<?> commands) {
+        boolean verbose = Arrays.asList(args).contains("--verbose");
+        CommandLine root = null;
+        try {
+            root = commandLine(terminal, commands);
+            ParseResult parsed = root.parseArgs(args);
+            for (ParseResult p = parsed; p != null; p = p.subcommand()) {
+                if (p.isUsageHelpRequested()) {
+                    p.commandSpec().commandLine().usage(terminal.out());
                     return EXIT_OK;
                 }
-                Command c = find(commands, rest.get(0));
-                terminal.out().print(help(c));
+            }
+            if (parsed.isVersionHelpRequested()) {
+                terminal.out().println("gradshape " + Gradshape.version());
                 return EXIT_OK;
             }
-            Command c = find(commands, command);
-            resolved = c;
-            if (rest.contains("--help") || rest.contains("-h")) {
-                terminal.out().print(help(c));
+            List<CommandLine> chain = parsed.asCommandLineList();
+            Object command = chain.get(chain.size() - 1).getCommand();
+            if (command instanceof Root) {
+                root.usage(terminal.out());
                 return EXIT_OK;
             }
-            Args parsed = Args.parse(c, rest);
-            if (parsed.has("backend")) {
-                parsed.backendSelection(); // an explicit --backend that cannot run fails before any work
+            if (command instanceof KernelCommand k) {
+                k.terminal = terminal;
+            } else if (command instanceof Help h) {
+                h.out = terminal.out();
+            } else if (command instanceof AddOnCommand a) {
+                a.setTerminal(terminal);
             }
-            return c.run(parsed, terminal);
-        } catch (UsageException e) {
-            String help = resolved == null ? "gradshape --help" : "gradshape " + resolved.name() + " --help";
-            terminal.err().println("gradshape: " + e.getMessage() + " (see '" + help + "')");
+            if (!(command instanceof Callable<?> callable) || !(callable.call() instanceof Integer status)) {
+                throw new IllegalStateException(command.getClass().getName() + " is not a Callable<Integer>");
+            }
+            return status;
+        } catch (ParameterException e) {
+            CommandLine where = e.getCommandLine();
+            if (where != null && (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h"))) {
+                where.usage(terminal.out()); // help wins over a mistake on the same line
+                return EXIT_OK;
+            }
+            String help = where == null || where == root ? "gradshape --help" : "gradshape " + where.getCommandName() + " --help";
+            terminal.err().println("gradshape: " + usageMessage(e, root) + " (see '" + help + "')");
             if (verbose) {
                 e.printStackTrace(terminal.err());
             }
@@ -114,6 +160,181 @@ public final class Main {
             terminal.out().flush();
             terminal.err().flush();
         }
+    }
+
+    /** The root command with {@code commands}, then every add-on that loads, and the hidden {@code help}. */
+    static CommandLine commandLine(Terminal terminal, List<?> commands) {
+        return commandLine(terminal, commands, Main.class.getClassLoader());
+    }
+
+    /** As {@link #commandLine(Terminal, List)}, with the add-ons {@code addOnLoader} finds. */
+    static CommandLine commandLine(Terminal terminal, List<?> commands, ClassLoader addOnLoader) {
+        CommandLine root = new CommandLine(new Root());
+        for (Object c : commands) {
+            CommandLine sub = new CommandLine(c);
+            for (OptionSpec o : sub.getCommandSpec().options()) {
+                registerWords(sub, o.type());
+            }
+            root.addSubcommand(sub);
+        }
+        addOns(root, terminal.err(), addOnLoader);
+        root.addSubcommand(new Help());
+        UsageText.install(root);
+        // picocli writes nothing itself (help and errors go through run), but add-ons may use getOut/getErr.
+        root.setOut(new PrintWriter(terminal.out(), true));
+        root.setErr(new PrintWriter(terminal.err(), true));
+        return root;
+    }
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private static void registerWords(CommandLine sub, Class<?> type) {
+        if (type.isEnum()) {
+            sub.registerConverter((Class) type, new OptionValues.Word(type));
+        }
+    }
+
+    /**
+     * Adds the {@link AddOnCommand}s found on the classpath. One that cannot be loaded or added (a broken
+     * jar, a name already taken) is left out with a warning: the other commands still run.
+     */
+    private static void addOns(CommandLine root, PrintStream err, ClassLoader loader) {
+        Iterator<AddOnCommand> found = ServiceLoader.load(AddOnCommand.class, loader).iterator();
+        while (true) {
+            AddOnCommand addOn;
+            try {
+                if (!found.hasNext()) {
+                    return;
+                }
+                addOn = found.next();
+            } catch (ServiceConfigurationError e) {
+                err.println("gradshape: warning: an add-on command was not loaded: " + firstLine(String.valueOf(e.getMessage())));
+                continue;
+            }
+            try {
+                CommandLine sub = new CommandLine(addOn);
+                if (root.getSubcommands().containsKey(sub.getCommandName()) || sub.getCommandName().equals("help")) {
+                    throw new CommandLine.InitializationException("its name '" + sub.getCommandName() + "' is taken");
+                }
+                root.addSubcommand(sub);
+            } catch (CommandLine.InitializationException e) {
+                err.println("gradshape: warning: add-on command " + addOn.getClass().getName() + " was not added: "
+                        + firstLine(String.valueOf(e.getMessage())));
+            }
+        }
+    }
+
+    // ---- messages -----------------------------------------------------------------------------------
+
+    /** The one-line message of a usage error, naming the option or command. */
+    static String usageMessage(ParameterException e, CommandLine root) {
+        CommandLine where = e.getCommandLine();
+        String command = where == null ? "gradshape" : where.getCommandName();
+        ArgSpec arg = e.getArgSpec();
+        if (e instanceof UnmatchedArgumentException u && !u.getUnmatched().isEmpty()) {
+            String token = u.getUnmatched().get(0);
+            if (where == root) {
+                return token.startsWith("-") ? "unknown option " + token
+                        + " before the command (global options: --help, --version, --verbose)" : unknownCommand(root, token);
+            }
+            List<String> names = where.getCommandSpec().options().stream().map(OptionSpec::longestName).toList();
+            if (token.startsWith("--")) {
+                int eq = token.indexOf('=');
+                String name = eq < 0 ? token : token.substring(0, eq);
+                return "unknown option " + name + " for " + command + suggestion(name, names);
+            }
+            if (token.length() > 1 && token.startsWith("-") && !Character.isDigit(token.charAt(1)) && token.charAt(1) != '.') {
+                return "unknown option " + token + suggestion(token, names);
+            }
+            return "unexpected argument '" + token + "': " + command
+                    + (where.getCommandSpec().positionalParameters().isEmpty() ? " takes only options (--name value)" : "");
+        }
+        if (e instanceof MissingParameterException m && !m.getMissing().isEmpty()
+                && e.getMessage().startsWith("Missing required option")) {
+            List<String> missing = m.getMissing().stream().map(Main::name).toList();
+            return "missing required option" + (missing.size() > 1 ? "s " : " ") + String.join(", ", missing);
+        }
+        if (e instanceof OverwrittenOptionException w) {
+            arg = w.getOverwritten();
+        } else if (e instanceof MissingParameterException m && m.getMissing().size() == 1) {
+            arg = m.getMissing().get(0); // "Missing required parameter for option '--lr'": the value is missing
+        } else if (arg == null && where != null && e.getMessage() != null) {
+            arg = optionNamedIn(e.getMessage(), where.getCommandSpec());
+        }
+        if (arg instanceof OptionSpec o) {
+            if (e instanceof OverwrittenOptionException) {
+                List<String> given = o.originalStringValues();
+                return o.longestName() + " given more than once" + (given.isEmpty() || o.arity().max() == 0 ? "" : " (first as '" + given.get(0) + "')");
+            }
+            if (o.arity().max() == 0 && e.getValue() != null) {
+                return o.longestName() + " is a flag and takes no value";
+            }
+            if (e instanceof MissingParameterException || "".equals(e.getValue())
+                    || String.valueOf(e.getMessage()).startsWith("Expected parameter for option")) {
+                return o.longestName() + ": missing value " + o.paramLabel();
+            }
+            if (e.getCause() instanceof TypeConversionException t) {
+                return o.longestName() + ": '" + e.getValue() + "' " + t.getMessage();
+            }
+        }
+        return firstLine(String.valueOf(e.getMessage()));
+    }
+
+    /**
+     * The option a picocli message names in quotes ({@code "Expected parameter for option '--lr' but found
+     * '--k'"}): some of its exceptions carry the option only in their text.
+     */
+    private static OptionSpec optionNamedIn(String message, CommandSpec spec) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("option '(-[^']*)'").matcher(message);
+        return m.find() ? spec.findOption(m.group(1)) : null;
+    }
+
+    private static String name(ArgSpec a) {
+        return a instanceof OptionSpec o ? o.longestName() : a.paramLabel();
+    }
+
+    static String unknownCommand(CommandLine root, String name) {
+        List<String> names = UsageText.visibleCommands(root).stream().map(CommandLine::getCommandName).toList();
+        String suggestion = suggestion(name, names);
+        return "unknown command '" + name + "'" + (suggestion.isEmpty()
+                ? "; the commands are " + String.join(", ", names) : suggestion);
+    }
+
+    /** {@code " (did you mean x?)"} for a near miss among {@code names} (same dashes as written), else empty. */
+    static String suggestion(String given, List<String> names) {
+        String word = given.replaceFirst("^-+", "");
+        if (word.length() < 3) {
+            return ""; // everything is a near miss of a word this short
+        }
+        String best = null;
+        int bestDistance = Integer.MAX_VALUE;
+        for (String name : names) {
+            int d = editDistance(word, name.replaceFirst("^-+", ""));
+            if (d < bestDistance) {
+                best = name;
+                bestDistance = d;
+            }
+        }
+        return best != null && bestDistance <= Math.max(1, Math.min(2, word.length() / 3))
+                ? " (did you mean " + best + "?)" : "";
+    }
+
+    static int editDistance(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int substitute = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+                cur[j] = Math.min(substitute, Math.min(prev[j], cur[j - 1]) + 1);
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
     }
 
     /** The one-line message of a runtime error. */
@@ -134,7 +355,7 @@ public final class Main {
             return f.getFile() + ": " + (f.getReason() == null ? e.getClass().getSimpleName() : f.getReason());
         }
         if (e instanceof OutOfMemoryError) {
-            return "out of Java heap memory (raise it, e.g. java -Xmx16g -jar gradshape.jar ...)";
+            return "out of Java heap memory (raise it, e.g. java -Xmx16g -jar gradshape-core.jar ...)";
         }
         String text = e.getMessage() == null || e.getMessage().isBlank() ? e.getClass().getName() : e.getMessage();
         if (e instanceof IOException || e instanceof InputException || e instanceof GradshapeException
@@ -151,89 +372,5 @@ public final class Main {
     private static String firstLine(String text) {
         int nl = text.indexOf('\n');
         return nl < 0 ? text : text.substring(0, nl);
-    }
-
-    private static Command find(List<Command> commands, String name) throws UsageException {
-        for (Command c : commands) {
-            if (c.name().equals(name)) {
-                return c;
-            }
-        }
-        List<String> names = commands.stream().map(Command::name).toList();
-        String suggestion = Args.suggestion(name, names);
-        throw new UsageException("unknown command '" + name + "'" + (suggestion.isEmpty()
-                ? "; the commands are " + String.join(", ", names) : suggestion.replace("--", "")));
-    }
-
-    // ---- help ---------------------------------------------------------------------------------------
-
-    static String globalHelp(List<Command> commands) {
-        StringBuilder s = new StringBuilder();
-        s.append("usage: gradshape <command> [options]\n");
-        s.append("       gradshape <command> --help\n");
-        s.append("       gradshape --version\n\n");
-        s.append("GPU kernels with native CPU fallbacks for spatial gradient scaling, a scaled SGD step and the\n");
-        s.append("PowerGrad transform. Commands read and write NumPy .npy files (float32, float64, int32, int64).\n\n");
-        s.append("commands:\n");
-        int width = commands.stream().mapToInt(c -> c.name().length()).max().orElse(0);
-        for (Command c : commands) {
-            s.append("  ").append(pad(c.name(), width)).append("   ").append(c.summary()).append('\n');
-        }
-        s.append("\noptions of every command:\n");
-        appendOptions(s, List.of(Args.BACKEND, Args.VERBOSE, Args.HELP));
-        s.append("\nexit status: 0 success, 1 runtime error (files, data, native or CUDA failure), 2 usage error\n");
-        return s.toString();
-    }
-
-    static String help(Command c) {
-        StringBuilder s = new StringBuilder("usage: gradshape ").append(c.name());
-        boolean optional = false;
-        for (Option o : Args.allOptions(c)) {
-            if (o.required()) {
-                s.append(' ').append(o.syntax());
-            } else {
-                optional = true;
-            }
-        }
-        s.append(optional ? " [options]\n\n" : "\n\n");
-        s.append(c.summary()).append('\n');
-        if (!c.details().isEmpty()) {
-            s.append('\n').append(c.details());
-            if (!c.details().endsWith("\n")) {
-                s.append('\n');
-            }
-        }
-        s.append("\noptions:\n");
-        appendOptions(s, Args.allOptions(c));
-        return s.toString();
-    }
-
-    private static void appendOptions(StringBuilder s, List<Option> options) {
-        List<String> left = new ArrayList<>();
-        for (Option o : options) {
-            left.add(o == Args.HELP ? "-h, --help" : o.syntax());
-        }
-        int width = Math.min(HELP_COLUMN_MAX, left.stream().mapToInt(String::length).max().orElse(0));
-        for (int i = 0; i < options.size(); i++) {
-            Option o = options.get(i);
-            StringBuilder text = new StringBuilder(o.help());
-            if (o.required()) {
-                text.append(" (required)");
-            } else if (o.defaultValue() != null) {
-                text.append(" (default: ").append(o.defaultValue()).append(')');
-            }
-            String l = left.get(i);
-            s.append("  ").append(l);
-            if (l.length() > width) {
-                s.append('\n').append(" ".repeat(width + 2));
-            } else {
-                s.append(" ".repeat(width - l.length()));
-            }
-            s.append("   ").append(text.toString().replace("\n", "\n" + " ".repeat(width + 5))).append('\n');
-        }
-    }
-
-    private static String pad(String text, int width) {
-        return text + " ".repeat(Math.max(0, width - text.length()));
     }
 }

@@ -3,68 +3,69 @@ package io.gradshape.cli;
 import io.gradshape.PowerGrad;
 import io.gradshape.io.NpyArray;
 import java.nio.file.Path;
-import java.util.List;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /** {@code gradshape pgt}: the PowerGrad gradient and the cross-entropy loss of logits. */
-final class PgtCommand implements Command {
-    @Override
-    public String name() {
-        return "pgt";
-    }
+@Command(name = "pgt",
+        header = "PowerGrad gradient softmax(alpha z) - q and the cross-entropy loss of logits (SPEC section 3)",
+        description = {
+            "Writes DIR/grad.npy [B][C] (dL/dz, divided by the rows counted for mean) and DIR/loss.npy (float32):",
+            "a scalar () for mean and sum, [B] for none (0 for ignored rows). The loss is the ordinary cross",
+            "entropy -sum q log softmax(z); with mean and every row ignored it is 0. Give exactly one of",
+            "--labels (class indices y[B], int32 or int64) and --targets (probability rows q[B][C]).",
+            "alpha = 1 is plain softmax cross entropy. See docs/power_grad.md."})
+final class PgtCommand extends KernelCommand {
+    @Option(names = "--logits", required = true, paramLabel = "FILE", converter = OptionValues.FileName.class,
+            description = "logits z[B][C], .npy")
+    Path logitsFile;
+
+    @Option(names = "--labels", paramLabel = "FILE", converter = OptionValues.FileName.class,
+            description = {"class indices y[B], .npy (int32 or int64):", "each in [0, C) or the ignore index"})
+    Path labelsFile;
+
+    @Option(names = "--targets", paramLabel = "FILE", converter = OptionValues.FileName.class,
+            description = "probability rows q[B][C], .npy, each summing to 1 (e.g. one-hot)")
+    Path targetsFile;
+
+    @Option(names = "--alpha", required = true, paramLabel = "X", converter = OptionValues.Float32.class,
+            description = {"the PowerGrad exponent, >= 0 (1: plain cross entropy;",
+                "the paper uses 0.25 for ResNet-18, 0.3 for ResNet-50)"})
+    float alpha;
+
+    @Option(names = "--smoothing", paramLabel = "X", defaultValue = "0", converter = OptionValues.Float32.class,
+            description = {"label smoothing epsilon in [0, 1]:", "q = (1 - epsilon) q + epsilon / C"})
+    float smoothing;
+
+    @Option(names = "--reduction", paramLabel = "mean|sum|none", defaultValue = "mean",
+            description = {"how rows combine: mean over the rows counted, sum,", "or none (one loss per row)"})
+    PowerGrad.Reduction reduction;
+
+    @Option(names = "--ignore-index", paramLabel = "N", defaultValue = "" + PowerGrad.Options.DEFAULT_IGNORE_INDEX,
+            converter = OptionValues.Int.class,
+            description = {"rows whose label is N get no loss, a zero gradient row, and do not", "count (with --labels only)"})
+    int ignoreIndex;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", converter = OptionValues.FileName.class,
+            description = "output folder (created; written all or nothing)")
+    Path out;
 
     @Override
-    public String summary() {
-        return "PowerGrad gradient softmax(alpha z) - q and the cross-entropy loss of logits (SPEC section 3)";
-    }
-
-    @Override
-    public String details() {
-        return "Writes DIR/grad.npy [B][C] (dL/dz, divided by the rows counted for mean) and DIR/loss.npy (float32):\n"
-                + "a scalar () for mean and sum, [B] for none (0 for ignored rows). The loss is the ordinary cross\n"
-                + "entropy -sum q log softmax(z); with mean and every row ignored it is 0. Give exactly one of\n"
-                + "--labels (class indices y[B], int32 or int64) and --targets (probability rows q[B][C]).\n"
-                + "alpha = 1 is plain softmax cross entropy. See docs/power_grad.md.\n";
-    }
-
-    @Override
-    public List<Option> options() {
-        return List.of(
-                Option.required("logits", "FILE", "logits z[B][C], .npy"),
-                Option.optional("labels", "FILE", "class indices y[B], .npy (int32 or int64):\neach in [0, C) or the ignore index", null),
-                Option.optional("targets", "FILE", "probability rows q[B][C], .npy, each summing to 1 (e.g. one-hot)", null),
-                Option.required("alpha", "X", "the PowerGrad exponent, >= 0 (1: plain cross entropy;\nthe paper uses 0.25 for ResNet-18, 0.3 for ResNet-50)"),
-                Option.optional("smoothing", "X", "label smoothing epsilon in [0, 1]:\nq = (1 - epsilon) q + epsilon / C", "0"),
-                Option.choice("reduction", "how rows combine: mean over the rows counted, sum,\nor none (one loss per row)",
-                        "mean", "mean", "sum", "none"),
-                Option.optional("ignore-index", "N", "rows whose label is N get no loss, a zero gradient row, and do not\n"
-                        + "count (with --labels only)", Integer.toString(PowerGrad.Options.DEFAULT_IGNORE_INDEX)),
-                Option.required("out", "DIR", "output folder (created)"));
-    }
-
-    @Override
-    public int run(Args args, Terminal terminal) throws Exception {
-        boolean labelled = args.has("labels");
-        if (labelled == args.has("targets")) {
-            throw new UsageException(labelled ? "--labels and --targets cannot be combined: give one of them"
+    int run(Terminal terminal) throws Exception {
+        boolean labelled = labelsFile != null;
+        if (labelled == (targetsFile != null)) {
+            throw usage(labelled ? "--labels and --targets cannot be combined: give one of them"
                     : "give --labels (class indices) or --targets (probability rows)");
         }
-        if (!labelled && args.has("ignore-index")) {
-            throw new UsageException("--ignore-index applies only with --labels (probability targets count every row)");
+        if (!labelled && given("--ignore-index")) {
+            throw usage("--ignore-index applies only with --labels (probability targets count every row)");
         }
-        float alpha = args.floatValue("alpha");
-        args.check(alpha >= 0, "alpha", "must be >= 0");
-        float smoothing = args.floatValue("smoothing");
-        args.check(smoothing >= 0 && smoothing <= 1, "smoothing", "must be in [0, 1]");
-        int ignoreIndex = args.intValue("ignore-index");
-        PowerGrad.Reduction reduction = switch (args.string("reduction")) {
-            case "sum" -> PowerGrad.Reduction.SUM;
-            case "none" -> PowerGrad.Reduction.NONE;
-            default -> PowerGrad.Reduction.MEAN;
-        };
+        check(alpha >= 0, "--alpha", "must be >= 0");
+        check(smoothing >= 0 && smoothing <= 1, "--smoothing", "must be in [0, 1]");
         PowerGrad.Options options = PowerGrad.Options.of(alpha).withSmoothing(smoothing).withReduction(reduction)
                 .withIgnoreIndex(ignoreIndex);
+        OutputDir results = OutputDir.prepare(out, "grad.npy", "loss.npy");
 
-        Path logitsFile = args.path("logits");
         NpyArray z = Inputs.float32(logitsFile, "[B][C]");
         int rows = z.dim(0);
         int classes = z.dim(1);
@@ -81,7 +82,6 @@ final class PgtCommand implements Command {
         int[] labels = null;
         NpyArray targets = null;
         if (labelled) {
-            Path labelsFile = args.path("labels");
             NpyArray y = Inputs.int64(labelsFile);
             Inputs.requireShape(labelsFile, y, new int[] {rows}, "one label per row of " + logitsFile);
             long[] values = y.longs();
@@ -95,23 +95,30 @@ final class PgtCommand implements Command {
                 labels[i] = (int) v;
             }
         } else {
-            Path targetsFile = args.path("targets");
             targets = Inputs.float32(targetsFile);
             Inputs.requireShape(targetsFile, targets, z.shape(), "the shape of " + logitsFile);
+            float[] q = targets.floats();
+            for (int i = 0; i < q.length; i++) {
+                // NaN or infinity here would give a NaN loss and gradient without an error
+                if (!Float.isFinite(q[i])) {
+                    throw new InputException(targetsFile + ": q[" + i / classes + "][" + i % classes + "] is " + q[i]
+                            + "; targets must be finite");
+                }
+            }
         }
 
         float[] grad = new float[logits.length];
         PowerGrad.Result r = labelled
-                ? PowerGrad.compute(args.backend(), logits, rows, classes, labels, options, grad)
-                : PowerGrad.computeWithTargets(args.backend(), logits, rows, classes, targets.floats(), options, grad);
+                ? PowerGrad.compute(common.backend(), logits, rows, classes, labels, options, grad)
+                : PowerGrad.computeWithTargets(common.backend(), logits, rows, classes, targets.floats(), options, grad);
 
-        terminal.out().println("loss " + r.loss() + " (" + args.string("reduction")
+        terminal.out().println("loss " + r.loss() + " (" + OptionValues.Word.of(reduction)
                 + (reduction == PowerGrad.Reduction.NONE ? ": the sum of the row losses" : "") + "), " + r.countedRows()
                 + " of " + rows + " rows counted");
-        OutputDir out = OutputDir.create(args.path("out"), terminal.out());
-        out.write("grad.npy", NpyArray.of(grad, rows, classes));
-        out.write("loss.npy", reduction == PowerGrad.Reduction.NONE ? NpyArray.of(r.rowLosses(), rows)
-                : NpyArray.of(new float[] {(float) r.loss()}));
+        results.add("grad.npy", NpyArray.of(grad, rows, classes))
+                .add("loss.npy", reduction == PowerGrad.Reduction.NONE ? NpyArray.of(r.rowLosses(), rows)
+                        : NpyArray.of(new float[] {(float) r.loss()}))
+                .commit(terminal.out());
         return Main.EXIT_OK;
     }
 }

@@ -31,9 +31,15 @@ public final class CudaNative {
 
     public static native int gs_cuda_set_device(int device);
 
+    public static native int gs_cuda_exchange_device(int device, @Cast("int32_t*") int[] previous);
+
     public static native int gs_cuda_malloc(long bytes, @Cast("int64_t*") long[] address);
 
     public static native int gs_cuda_free(@Cast("void*") long address);
+
+    public static native int gs_cuda_malloc_async(long bytes, @Cast("int64_t*") long[] address, @Cast("gs_stream") long stream);
+
+    public static native int gs_cuda_free_async(@Cast("void*") long address, @Cast("gs_stream") long stream);
 
     public static native int gs_cuda_mem_get_info(@Cast("int64_t*") long[] freeBytes, @Cast("int64_t*") long[] totalBytes);
 

@@ -2,6 +2,7 @@ package io.gradshape.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -72,20 +73,31 @@ class CliHelpersTest {
     void outputDirIsCreatedAndReportsEachFile() throws IOException {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         Path dir = tmp.resolve("runs/one");
-        OutputDir out = OutputDir.create(dir, new PrintStream(log, true, StandardCharsets.UTF_8));
-        assertTrue(Files.isDirectory(dir));
+        OutputDir out = OutputDir.prepare(dir, "nmi.npy", "S.npy");
+        assertFalse(Files.exists(tmp.resolve("runs")), "nothing is created before the commit");
         NpyArray nmi = NpyArray.of(new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9}, 1, 3, 3);
-        Path written = out.write("nmi.npy", nmi);
-        assertEquals(dir.resolve("nmi.npy"), written);
-        assertEquals(nmi, Npy.read(written));
-        assertEquals("wrote " + written + ": float32 (1, 3, 3)\n", log.toString(StandardCharsets.UTF_8));
-        OutputDir.create(dir, new PrintStream(log)); // an existing folder is fine
+        List<Path> written = out.add("nmi.npy", nmi).commit(new PrintStream(log, true, StandardCharsets.UTF_8));
+        assertEquals(List.of(dir.resolve("nmi.npy")), written);
+        assertEquals(nmi, Npy.read(dir.resolve("nmi.npy")));
+        assertEquals("wrote " + dir.resolve("nmi.npy") + ": float32 (1, 3, 3)\n", log.toString(StandardCharsets.UTF_8));
+        assertEquals(List.of("nmi.npy"), list(dir), "no staging folder left");
+        assertEquals(List.of("one"), list(tmp.resolve("runs")), "no staging folder left beside DIR");
+        OutputDir.prepare(dir, "nmi.npy"); // an existing folder is fine
+        assertThrows(IllegalArgumentException.class, () -> out.add("other.npy", nmi));
+        assertThrows(IllegalStateException.class, () -> out.commit(new PrintStream(log)));
 
         Path file = tmp.resolve("plain-file");
         Files.writeString(file, "x");
-        NotDirectoryException e = assertThrows(NotDirectoryException.class,
-                () -> OutputDir.create(file, new PrintStream(log)));
+        NotDirectoryException e = assertThrows(NotDirectoryException.class, () -> OutputDir.prepare(file, "nmi.npy"));
         assertEquals(file + ": not a directory", Main.message(e));
+        e = assertThrows(NotDirectoryException.class, () -> OutputDir.prepare(file.resolve("sub/dir"), "nmi.npy"));
+        assertEquals(file + ": not a directory", Main.message(e));
+    }
+
+    static List<String> list(Path dir) throws IOException {
+        try (var s = Files.list(dir)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
     }
 
     @Test

@@ -16,8 +16,8 @@ record CliRun(int status, String out, String err) {
         return new CliRun(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
-    /** Runs {@code args} against the given commands instead of the real ones. */
-    static CliRun with(List<Command> commands, String... args) {
+    /** Runs {@code args} against the given picocli command objects instead of the real ones. */
+    static CliRun with(List<?> commands, String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         Terminal t = new Terminal(new PrintStream(out, true, StandardCharsets.UTF_8),

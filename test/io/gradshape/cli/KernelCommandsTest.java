@@ -515,7 +515,7 @@ class KernelCommandsTest {
         assertEquals(0, pgt.status(), pgt.toString());
         assertTrue(pgt.out().startsWith("usage: gradshape pgt --logits FILE --alpha X --out DIR [options]\n"), pgt.out());
         assertTrue(pgt.out().contains("--ignore-index N"), pgt.out());
-        List<String> names = Main.COMMANDS.stream().map(Command::name).toList();
+        List<String> names = MainTest.commandNames();
         assertEquals(List.of("info", "dependence", "sgd-step", "pgt"), names.subList(0, 4));
     }
 

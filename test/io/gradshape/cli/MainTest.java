@@ -13,40 +13,34 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Option;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /** The command line end to end, in process: global options, help, exit statuses and error lines. */
 class MainTest {
     /** Throws what {@code --with} names, to check how each failure is reported. */
-    static final class Fail implements Command {
-        @Override
-        public String name() {
-            return "fail";
-        }
+    @Command(name = "fail", header = "fails on purpose")
+    static final class Fail extends KernelCommand {
+        enum With { MISSING, NPY, INPUT, NATIVE, ARGUMENT, USAGE, BUG, STATUS }
+
+        @Option(names = "--with", required = true, paramLabel = "WHAT", description = "what to throw")
+        With with;
 
         @Override
-        public String summary() {
-            return "fails on purpose";
-        }
-
-        @Override
-        public List<Option> options() {
-            return List.of(Option.choice("with", "what to throw", null,
-                    "missing", "npy", "input", "native", "argument", "usage", "bug", "status"));
-        }
-
-        @Override
-        public int run(Args args, Terminal terminal) throws Exception {
+        int run(Terminal terminal) throws Exception {
             terminal.out().println("started");
-            switch (args.string("with")) {
-                case "missing" -> throw new NoSuchFileException("w.npy");
-                case "npy" -> throw new NpyFormatException(Path.of("fm.npy"), "Fortran-order arrays are not supported");
-                case "input" -> throw new InputException("g.npy: expected shape (2, 3) (the shape of w.npy), got (3, 2)");
-                case "native" -> throw new GradshapeException(Status.CUDA_ERROR, "an illegal memory access was encountered");
-                case "argument" -> throw new IllegalArgumentException("kernelHeight: 2 is not odd");
-                case "usage" -> throw args.invalid("with", "cannot be combined with itself");
-                case "bug" -> throw new NullPointerException("boom");
+            switch (with) {
+                case MISSING -> throw new NoSuchFileException("w.npy");
+                case NPY -> throw new NpyFormatException(Path.of("fm.npy"), "Fortran-order arrays are not supported");
+                case INPUT -> throw new InputException("g.npy: expected shape (2, 3) (the shape of w.npy), got (3, 2)");
+                case NATIVE -> throw new GradshapeException(Status.CUDA_ERROR, "an illegal memory access was encountered");
+                case ARGUMENT -> throw new IllegalArgumentException("kernelHeight: 2 is not odd");
+                case USAGE -> throw invalid("--with", "cannot be combined with itself");
+                case BUG -> throw new NullPointerException("boom");
                 default -> {
                     return 3;
                 }
@@ -54,16 +48,34 @@ class MainTest {
         }
     }
 
-    static final List<Command> WITH_FAIL = List.of(new InfoCommand(), new Fail());
+    static List<Object> withFail() {
+        return List.of(new InfoCommand(), new Fail());
+    }
+
+    /** The names of the real commands, as picocli has them (the core's, then the add-ons found). */
+    static List<String> commandNames() {
+        CommandLine root = Main.commandLine(new Terminal(System.out, System.err, false), Main.builtInCommands());
+        return UsageText.visibleCommands(root).stream().map(CommandLine::getCommandName).toList();
+    }
+
+    static String name(Object command) {
+        return command.getClass().getAnnotation(Command.class).name();
+    }
+
+    static String summary(Object command) {
+        return command.getClass().getAnnotation(Command.class).header()[0];
+    }
 
     @Test
     void noArgumentsOrHelpPrintsTheCommandList() {
         CliRun none = CliRun.of();
         assertEquals(0, none.status(), none.toString());
         assertTrue(none.out().startsWith("usage: gradshape <command> [options]\n"), none.out());
-        for (Command c : Main.COMMANDS) {
-            assertTrue(none.out().contains("\n  " + c.name() + " "), c.name() + " listed in\n" + none.out());
+        for (Object c : Main.builtInCommands()) {
+            assertTrue(none.out().contains("\n  " + name(c) + " "), name(c) + " listed in\n" + none.out());
+            assertTrue(none.out().contains(summary(c) + "\n"), summary(c) + " listed in\n" + none.out());
         }
+        assertFalse(none.out().contains("\n  help "), "help is not listed as a command:\n" + none.out());
         assertTrue(none.out().contains("exit status: 0 success, 1 runtime error"), none.out());
         for (String[] args : List.of(new String[] {"--help"}, new String[] {"-h"}, new String[] {"help"},
                 new String[] {"--verbose", "--help"})) {
@@ -84,17 +96,19 @@ class MainTest {
 
     @Test
     void everyCommandHasHelp() {
-        for (Command c : Main.COMMANDS) {
-            CliRun r = CliRun.of(c.name(), "--help");
+        for (Object c : Main.builtInCommands()) {
+            CliRun r = CliRun.of(name(c), "--help");
             assertEquals(0, r.status(), r.toString());
-            assertTrue(r.out().startsWith("usage: gradshape " + c.name()), r.out());
-            assertTrue(r.out().contains(c.summary()), r.out());
+            assertEquals("", r.err());
+            assertTrue(r.out().startsWith("usage: gradshape " + name(c)), r.out());
+            assertTrue(r.out().contains(summary(c)), r.out());
             assertTrue(r.out().contains("--backend auto|cpu|cuda|cuda:N"), r.out());
-            for (Option o : c.options()) {
-                assertTrue(r.out().contains(o.syntax()), o.syntax() + " in\n" + r.out());
+            assertTrue(r.out().contains("-h, --help"), r.out());
+            for (OptionSpec o : new CommandLine(c).getCommandSpec().options()) {
+                assertTrue(r.out().contains(UsageText.syntax(o)), UsageText.syntax(o) + " in\n" + r.out());
             }
-            assertEquals(r.out(), CliRun.of("help", c.name()).out());
-            assertEquals(r.out(), CliRun.of(c.name(), "-h").out());
+            assertEquals(r.out(), CliRun.of("help", name(c)).out());
+            assertEquals(r.out(), CliRun.of(name(c), "-h").out());
         }
     }
 
@@ -144,7 +158,7 @@ class MainTest {
     void usageErrorsExitWith2AndOneLine(String args, String message) {
         CliRun r = CliRun.of(args.strip().split(" +"));
         assertEquals(Main.EXIT_USAGE, r.status(), r.toString());
-        String commands = String.join(", ", Main.COMMANDS.stream().map(Command::name).toList());
+        String commands = String.join(", ", commandNames());
         assertEquals("gradshape: " + message.replace("{commands}", commands) + "\n", r.err());
         assertEquals("", r.out());
     }
@@ -159,7 +173,7 @@ class MainTest {
         "bug       # 1 # internal error: java.lang.NullPointerException: boom (run with --verbose for the stack trace)",
         "usage     # 2 # --with: 'usage' cannot be combined with itself (see 'gradshape fail --help')"})
     void failuresAreOneLineWithTheirExitStatus(String with, int status, String message) {
-        CliRun r = CliRun.with(WITH_FAIL, "fail", "--with", with);
+        CliRun r = CliRun.with(withFail(), "fail", "--with", with);
         assertEquals(status, r.status(), r.toString());
         assertEquals("gradshape: " + message + "\n", r.err());
         assertEquals("started\n", r.out());
@@ -167,11 +181,11 @@ class MainTest {
 
     @Test
     void verboseAddsTheStackTrace() {
-        CliRun quiet = CliRun.with(WITH_FAIL, "fail", "--with", "native");
+        CliRun quiet = CliRun.with(withFail(), "fail", "--with", "native");
         assertFalse(quiet.err().contains("\tat "), quiet.err());
         for (String[] args : List.of(new String[] {"fail", "--with", "native", "--verbose"},
                 new String[] {"--verbose", "fail", "--with", "native"})) {
-            CliRun loud = CliRun.with(WITH_FAIL, args);
+            CliRun loud = CliRun.with(withFail(), args);
             assertEquals(1, loud.status());
             assertTrue(loud.err().startsWith("gradshape: an illegal memory access was encountered\n"), loud.err());
             assertTrue(loud.err().contains("GradshapeException"), loud.err());
@@ -181,6 +195,6 @@ class MainTest {
 
     @Test
     void aCommandsOwnExitStatusIsReturned() {
-        assertEquals(3, CliRun.with(WITH_FAIL, "fail", "--with", "status").status());
+        assertEquals(3, CliRun.with(withFail(), "fail", "--with", "status").status());
     }
 }

@@ -20,7 +20,9 @@ import io.gradshape.SgsSchedule;
  * @param batchSize    minibatch size
  * @param lr           learning rate (constant, or the schedule's base)
  * @param momentum     SGD momentum
- * @param weightDecay  L2 weight decay on conv and linear weights (biases exempt)
+ * @param weightDecay  L2 weight decay on conv and linear weights (biases exempt where the trainer's own SGD
+ *                     can exempt them; DJL's Sgd cannot, so {@code DjlArms} decays every parameter in
+ *                     every arm)
  * @param schedule     when G is refreshed and from how many batches
  * @param threads      CPU threads for the trainer and for gradshape
  */

@@ -2,7 +2,7 @@ package io.gradshape.train;
 
 /**
  * Fashion-MNIST in memory: images as float32 in [0, 1] (pixel / 255), {@code [n][28][28]} row-major,
- * labels 0..9. Loaded by {@code FashionMnistLoader} (to be written): {@code --data DIR}, else
+ * labels 0..9. Loaded by {@link FashionMnistLoader}: {@code --data DIR}, else
  * {@code /usr/share/datasets/fashion-mnist} (Debian's dataset-fashion-mnist), else the slice shipped
  * in this module's resources.
  *
