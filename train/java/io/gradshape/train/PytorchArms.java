@@ -12,7 +12,6 @@ import io.gradshape.pytorch.TorchWarmup;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Conv2dImpl;
@@ -40,9 +39,8 @@ import org.bytedeco.pytorch.global.torch;
  * and this one must not be that JVM. (Loading the classes below does not load libtorch; initialising
  * {@code org.bytedeco.pytorch} classes does, which happens only after the warm-up.)
  *
- * <p>Data order: the training subset is the first {@code trainSize} images of a permutation drawn from
- * {@code Random(seed)}, reshuffled each epoch by {@code Random(seed + 1 + epoch)}; so every arm of one
- * seed sees the same batches. An SGS refresh measures the first {@code B} batches of its epoch.
+ * <p>Data order: {@link TrainOrder}, shared by every arm and trainer of a seed. An SGS refresh measures
+ * the first {@code B} batches of its epoch.
  */
 public final class PytorchArms implements ArmRunner {
     @Override
@@ -110,7 +108,7 @@ public final class PytorchArms implements ArmRunner {
             throw new IllegalArgumentException("spec: batch size " + batch + " needs at least as many training images, got "
                     + trainSize + " (test images " + testSize + ")");
         }
-        int[] subset = Arrays.copyOf(permutation(data.trainCount(), new Random(spec.seed())), trainSize);
+        int[] subset = TrainOrder.subset(data.trainCount(), trainSize, spec.seed());
         long stepsPerEpoch = trainSize / batch; // the last partial batch is dropped, as every arm does
 
         SGD torchSgd = null;
@@ -136,8 +134,7 @@ public final class PytorchArms implements ArmRunner {
             }
             double trainLoss = Double.NaN;
             for (int epoch = 0; epoch < spec.epochs(); epoch++) {
-                int[] order = subset.clone();
-                shuffle(order, new Random(spec.seed() + 1 + epoch));
+                int[] order = TrainOrder.epoch(subset, spec.seed(), epoch);
                 if (sgs != null) {
                     long before = sgs.nanosSpent();
                     List<Tensor> first = new ArrayList<>();
@@ -297,23 +294,5 @@ public final class PytorchArms implements ArmRunner {
             out[i] = all[order[start + i]];
         }
         return Tensor.create(out, n);
-    }
-
-    private static int[] permutation(int n, Random r) {
-        int[] p = new int[n];
-        for (int i = 0; i < n; i++) {
-            p[i] = i;
-        }
-        shuffle(p, r);
-        return p;
-    }
-
-    private static void shuffle(int[] a, Random r) {
-        for (int i = a.length - 1; i > 0; i--) {
-            int j = r.nextInt(i + 1);
-            int t = a[i];
-            a[i] = a[j];
-            a[j] = t;
-        }
     }
 }
