@@ -72,7 +72,11 @@ class GradshapeSgdTest {
         float lr = 0.05f;
         float momentum = 0.9f;
         float wd = 1e-3f;
-        Shape input = new Shape(BATCH, 1, TestNets.SIDE, TestNets.SIDE);
+        // Two input channels: libtorch's CPU conv backward for a conv with ONE input channel sometimes
+        // leaves NaN in the weight gradient (seen with DJL's libtorch 2.7.1 and the presets' 2.10, with
+        // no gradshape code involved; docs/adapter-djl.md). This test is about the optimizer, so it
+        // keeps off that path: the second channel is the image scaled, which changes no code under test.
+        Shape input = new Shape(BATCH, 2, TestNets.SIDE, TestNets.SIDE);
         Model[] models = new Model[4]; // DJL, DJL twin, gradshape, gradshape twin
         Trainer[] trainers = new Trainer[4];
         GradshapeSgd[] sgd = new GradshapeSgd[2];
@@ -100,7 +104,8 @@ class GradshapeSgdTest {
             Random random = new Random(seed);
             double worst = 0;
             for (int step = 0; step < steps; step++) {
-                NDArray x = TestNets.images(manager, random, BATCH);
+                NDArray image = TestNets.images(manager, random, BATCH);
+                NDArray x = image.concat(image.mul(0.5f), 1);
                 NDArray y = TestNets.labels(manager, random, BATCH);
                 double[] loss = new double[4];
                 for (int i = 0; i < 4; i++) {
