@@ -129,7 +129,9 @@ public final class SgsRefresh implements AutoCloseable {
     public List<Update> refresh() {
         checkOpen();
         long t0 = System.nanoTime();
-        List<Update> updates = new ArrayList<>(convs.size());
+        // Every conv is measured before any G changes, so a refused input (non-finite values) leaves
+        // every G as it was and the captures in place, not half the convs refreshed.
+        float[][] fresh = new float[convs.size()][];
         for (int i = 0; i < convs.size(); i++) {
             Conv conv = convs.get(i);
             List<float[]> list = batches.get(i);
@@ -140,8 +142,6 @@ public final class SgsRefresh implements AutoCloseable {
             long sample = (long) s[0] * s[1] * s[2];
             SpatialDependence.Options options = base.kernel(conv.kernelH(), conv.kernelW())
                     .padding(conv.padH(), conv.padW());
-            SpatialDependence.Result r;
-            String reason = null;
             try (SpatialDependenceAccumulator acc = new SpatialDependenceAccumulator(backend, s[0], s[1], s[2], options)) {
                 for (float[] b : list) {
                     acc.observe(Memory.of(b), (int) (b.length / sample));
@@ -150,15 +150,20 @@ public final class SgsRefresh implements AutoCloseable {
                 for (float[] b : list) {
                     acc.bin(Memory.of(b), (int) (b.length / sample));
                 }
-                r = acc.finish(g[i]);
+                SpatialDependence.Result r = acc.finish(g[i]);
+                fresh[i] = r.gKeptPrevious() ? null : r.g();
             }
-            if (r.gKeptPrevious()) {
-                reason = "G of " + conv.name() + " is not finite (inputs without spread?): kept the previous G";
-            } else {
-                g[i] = r.g().clone();
+        }
+        List<Update> updates = new ArrayList<>(convs.size());
+        for (int i = 0; i < convs.size(); i++) {
+            String name = convs.get(i).name();
+            boolean kept = fresh[i] == null;
+            if (!kept) {
+                g[i] = fresh[i].clone();
             }
-            updates.add(new Update(conv.name(), g[i].clone(), r.gKeptPrevious(), reason));
-            list.clear();
+            updates.add(new Update(name, g[i].clone(), kept,
+                    kept ? "G of " + name + " is not finite (inputs without spread?): kept the previous G" : null));
+            batches.get(i).clear();
             shapes[i] = null;
         }
         refreshes++;

@@ -111,6 +111,29 @@ class SgsRefreshTest {
     }
 
     @Test
+    void nonFiniteCaptureIsRefusedAndNoGChanges() {
+        int c = 2, h = 6, w = 6, n = 2;
+        Backend cpu = Backends.cpu();
+        List<SgsRefresh.Conv> convs = List.of(new SgsRefresh.Conv("a", 3, 3, 1, 1), new SgsRefresh.Conv("b", 3, 3, 1, 1));
+        for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+            try (SgsRefresh sgs = new SgsRefresh(cpu, convs, SgsSchedule.defaults())) {
+                float[] x = SpatialDependenceTest.reluMaps(3, n, c, h, w);
+                float[] y = x.clone();
+                y[y.length - 1] = bad;
+                sgs.capture(0, x, n, c, h, w); // conv a is fine, conv b's input holds the bad value
+                sgs.capture(1, y, n, c, h, w);
+                RuntimeException e = assertThrows(RuntimeException.class, sgs::refresh, "value " + bad);
+                assertTrue(e instanceof IllegalArgumentException || e instanceof GradshapeException,
+                        "value " + bad + ": " + e);
+                assertArrayEquals(ones(9), sgs.g(0), "value " + bad + ": conv a must keep its G");
+                assertArrayEquals(ones(9), sgs.g(1), "value " + bad);
+                assertEquals(0, sgs.refreshes());
+                assertEquals(1, sgs.captured(0));
+            }
+        }
+    }
+
+    @Test
     void misuseIsRefusedWithTheArgumentNamed() {
         Backend cpu = Backends.cpu();
         try (SgsRefresh sgs = new SgsRefresh(cpu, List.of(new SgsRefresh.Conv("c", 3, 3, 1, 1)), SgsSchedule.defaults())) {
